@@ -1,0 +1,53 @@
+"""The Python API; the CLI is a thin layer over these functions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import load_model
+from .config import DataConfig
+from .data import load_dataset
+from .emissions import EMISSIONS
+from .errors import VrnnError
+from .evaluate import EVAL_SEED, evaluate
+from .sampling import sample, write_samples
+
+
+def _check_steps(v: int, name: str) -> None:
+    if v < 1:
+        raise VrnnError(f"{name} must be >= 1, got {v}")
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int = 40, batch_size: int = 64,
+                        data_source: str | None = None, seed: int = EVAL_SEED, device: str = "cpu") -> dict:
+    """``vrnn eval``: the report of :func:`vrnn.evaluate.evaluate` for a checkpoint file."""
+    _check_steps(iw_samples, "--iw-samples")
+    _check_steps(batch_size, "--batch-size")
+    model, norm, ckpt = load_model(path)
+    data_cfg = DataConfig(**ckpt["config"]["data"])
+    if data_source is not None:
+        data_cfg = DataConfig(source=data_source)
+    data = load_dataset(data_cfg)
+    seqs = data.splits[split]
+    where = f"{data.meta['source']} [{split}]"
+    from .data import validate_sequences
+
+    validate_sequences(seqs, where, model.cfg.x_dim)
+    import numpy as np
+
+    EMISSIONS[model.cfg.emission.name].check_data(np.concatenate(seqs), where)
+    model.to(device)
+    report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"], split=split)
+    report["checkpoint"] = str(path)
+    report["step"] = ckpt["step"]
+    return report
+
+
+def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1, seed: int = 0,
+                      overwrite: bool = False) -> list[Path]:
+    """``vrnn sample``: generate and write files; returns the paths written."""
+    _check_steps(steps, "--steps")
+    _check_steps(n, "--num")
+    model, norm, ckpt = load_model(path)
+    x = sample(model, steps, n, norm, seed)
+    pianoroll = ckpt.get("data_meta", {}).get("kind") == "pianoroll"
+    return write_samples(x, Path(out), pianoroll, overwrite, title=f"{model.display_name} sample")

@@ -1,0 +1,64 @@
+"""Checkpoints: one file rebuilds its model, its data normalisation and its training state.
+
+Files are written atomically (a temporary file in the same folder, then ``os.replace``),
+so a crash mid-write never leaves a half checkpoint and never destroys the previous one.
+They hold only tensors and plain data and load with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .config import config_from_dict
+from .data import Normalizer
+from .errors import VrnnError
+from .models import SequenceModel, build_model
+
+FORMAT = "vrnn-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise VrnnError(f"{path}: checkpoint not found; give the path of a .pt file written by `vrnn train`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VrnnError(f"{path}: not a readable vrnn checkpoint ({first}); retrain or use another file") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise VrnnError(f"{path}: not a vrnn checkpoint (no '{FORMAT}' header); pass a file written by `vrnn train`")
+    if ckpt.get("version", 0) > VERSION:
+        raise VrnnError(f"{path}: checkpoint version {ckpt['version']} is newer than this vrnn; upgrade vrnn")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[SequenceModel, Normalizer]:
+    cfg = config_from_dict(ckpt["config"], where=ckpt.get("path", "checkpoint"))
+    model = build_model(cfg.model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise VrnnError(f"{ckpt.get('path')}: weights do not fit the stored config ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model, Normalizer(**ckpt["normalizer"])
+
+
+def load_model(path: str | Path) -> tuple[SequenceModel, Normalizer, dict]:
+    """Model (eval mode, CPU), its data normaliser and the raw checkpoint."""
+    ckpt = load_checkpoint(path)
+    model, norm = model_from_checkpoint(ckpt)
+    return model, norm, ckpt

@@ -1,0 +1,137 @@
+"""The ``vrnn`` command line: prepare, train, eval, sample.
+
+User mistakes (bad paths, names, data) print one line ``vrnn: error: ...`` and exit
+with status 2; a diverged training run exits with status 3.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import TrainingDiverged, VrnnError
+
+
+def _cmd_prepare(args) -> None:
+    from .data.recipes import prepare
+
+    path = prepare(args.name, overwrite=args.overwrite, seed=args.seed)
+    from .data import load_prepared
+
+    print(f"{load_prepared(path).describe()}\nsaved to {path}")
+
+
+def _cmd_train(args) -> None:
+    from .config import config_from_dict, load_config
+    from .checkpoint import load_checkpoint
+    from .config import apply_overrides
+    from .train import fit
+
+    if args.config is None:
+        if not args.resume:
+            raise VrnnError("--config is required (e.g. --config configs/vrnn-bernoulli.toml) unless --resume")
+        raw = apply_overrides(load_checkpoint(Path(args.out) / "last.pt")["config"], args.set)
+        cfg = config_from_dict(raw, where=str(Path(args.out) / "last.pt"))
+    else:
+        cfg = load_config(args.config, args.set)
+    result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation ELBO "
+          f"{result.best_valid_elbo:.4f} nats per time step (total over total steps); checkpoints in {result.out}")
+
+
+def _cmd_eval(args) -> None:
+    from .api import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, split=args.split, iw_samples=args.iw_samples,
+                                 batch_size=args.batch_size, data_source=args.data, seed=args.seed)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(format_report(report))
+
+
+def format_report(r: dict) -> str:
+    lines = [f"{r['model']} on {r['dataset']} [{r['split']}]: {r['num_sequences']} sequences, {r['num_steps']} steps; "
+             f"units: {r['units']}; data: {r['data_scale']}"]
+    method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
+    for key, label in (("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")):
+        v = r[key]
+        lines.append(f"  {label:<28} {v['per_sequence']:>12.3f} nats/sequence   {v['per_step_total']:>9.4f} "
+                     f"nats/step (total/total)   {v['per_step_mean_of_sequences']:>9.4f} nats/step (mean of sequences)")
+    return "\n".join(lines)
+
+
+def _cmd_sample(args) -> None:
+    from .api import sample_checkpoint
+
+    paths = sample_checkpoint(args.checkpoint, steps=args.steps, out=args.out, n=args.num, seed=args.seed,
+                              overwrite=args.overwrite)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vrnn", description="Variational recurrent neural networks: train, evaluate, sample.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="build a named data set once and cache it",
+                       description="Build a named data set and cache it under $VRNN_DATA_DIR (default ~/.cache/vrnn/data).")
+    from .data.recipes import RECIPES
+
+    s.add_argument("name", help=f"one of: {', '.join(sorted(RECIPES))}")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split")
+    s.add_argument("--overwrite", action="store_true", help="rebuild even if cached")
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("train", help="train a model from a config file",
+                       description="Train a model; writes best.pt, last.pt and log.jsonl to --out.")
+    s.add_argument("--config", help="TOML config file (see configs/)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set train.lr=3e-4 (repeatable)")
+    s.add_argument("--out", required=True, help="output folder for checkpoints and the log")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="ELBO and log-likelihood of a checkpoint on a split",
+                       description="Evaluate ELBO and (importance-sampled or exact) log-likelihood.")
+    s.add_argument("checkpoint")
+    s.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    s.add_argument("--iw-samples", type=int, default=40, help="importance samples K (paper: 40)")
+    s.add_argument("--batch-size", type=int, default=64, help="sequences per batch (each tiled K times)")
+    s.add_argument("--data", help="evaluate on this data source instead of the checkpoint's")
+    s.add_argument("--seed", type=int, default=1234, help="seed of the evaluation noise")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("sample", help="generate sequences from a checkpoint",
+                       description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.")
+    s.add_argument("checkpoint")
+    s.add_argument("--steps", type=int, required=True)
+    s.add_argument("--out", required=True, help="output file (.npy; .mid or .png for piano-roll models)")
+    s.add_argument("--num", type=int, default=1, help="number of sequences")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_sample)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except TrainingDiverged as e:
+        print(f"vrnn: training stopped: {e}", file=sys.stderr)
+        return 3
+    except VrnnError as e:
+        print(f"vrnn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vrnn: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

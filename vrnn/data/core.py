@@ -1,0 +1,186 @@
+"""The in-memory data set, its on-disk form, normalisation and batching."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import VrnnError
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class SequenceData:
+    """Splits of variable-length sequences, each a float32 array (T_i, D)."""
+
+    splits: dict[str, list[np.ndarray]]
+    meta: dict = field(default_factory=dict)  # name, kind (pianoroll | real | ...), framing, ...
+
+    @property
+    def x_dim(self) -> int:
+        return int(self.splits["train"][0].shape[1])
+
+    def describe(self) -> str:
+        parts = [f"{s}: {len(v)} sequences, {sum(len(a) for a in v)} steps" for s, v in self.splits.items()]
+        return f"{self.meta.get('name', '?')} ({self.x_dim} dims) — " + "; ".join(parts)
+
+
+def data_dir() -> Path:
+    """Where prepared data sets live: $VRNN_DATA_DIR, else ~/.cache/vrnn/data."""
+    return Path(os.environ.get("VRNN_DATA_DIR", Path.home() / ".cache" / "vrnn" / "data"))
+
+
+def validate_sequences(seqs: list, where: str, x_dim: int | None = None) -> list[np.ndarray]:
+    """Check shape, emptiness and finiteness; return float32 arrays. Errors name ``where``."""
+    out = []
+    for i, a in enumerate(seqs):
+        a = np.asarray(a)
+        if a.ndim == 1 and x_dim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise VrnnError(f"{where}: sequence {i} has shape {a.shape}; each sequence must be (time, features)")
+        if a.shape[0] == 0:
+            raise VrnnError(f"{where}: sequence {i} is empty (0 time steps); remove it from the data")
+        if not np.issubdtype(a.dtype, np.number) and a.dtype != bool:
+            raise VrnnError(f"{where}: sequence {i} has non-numeric dtype {a.dtype}; store numbers")
+        a = a.astype(np.float32)
+        if x_dim is not None and a.shape[1] != x_dim:
+            raise VrnnError(
+                f"{where}: sequence {i} has {a.shape[1]} features but the model expects {x_dim} "
+                f"(model.x_dim); use data with {x_dim} features or train a new model"
+            )
+        x_dim = a.shape[1]
+        if not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a))[0]
+            raise VrnnError(
+                f"{where}: sequence {i} has a non-finite value ({a[tuple(bad)]}) at step {bad[0]}, "
+                f"feature {bad[1]}; remove or impute NaN/inf before training"
+            )
+        out.append(a)
+    if not out:
+        raise VrnnError(f"{where}: no sequences; the split must hold at least one")
+    return out
+
+
+def save_prepared(path: Path, data: SequenceData) -> None:
+    """Write ``data`` as one .npz (no pickles): per split the concatenated steps and lengths."""
+    arrays = {}
+    for split, seqs in data.splits.items():
+        arrays[f"{split}_data"] = np.concatenate(seqs).astype(np.float32)
+        arrays[f"{split}_lengths"] = np.array([len(a) for a in seqs], dtype=np.int64)
+    arrays["meta"] = np.array(json.dumps(data.meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_prepared(path: Path) -> SequenceData:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            splits = {}
+            for split in SPLITS:
+                if f"{split}_data" in f:
+                    data, lengths = f[f"{split}_data"], f[f"{split}_lengths"]
+                    splits[split] = np.split(data, np.cumsum(lengths)[:-1])
+    except (OSError, ValueError, KeyError) as e:
+        raise VrnnError(f"{path}: not a prepared vrnn data set ({e}); run `vrnn prepare` again") from None
+    return SequenceData(splits, meta)
+
+
+def _resolve(cfg: DataConfig) -> tuple[Path, str]:
+    src = cfg.source
+    path = Path(src).expanduser()
+    if not path.suffix and not path.exists():  # a prepared data set's name
+        path = data_dir() / f"{src}.npz"
+        if not path.is_file():
+            from .recipes import RECIPES
+
+            hint = f"run `vrnn prepare {src}`" if src in RECIPES else (
+                f"name a prepared data set ({', '.join(sorted(RECIPES))}) or a data file")
+            raise VrnnError(f"data.source {src!r}: {path} not found; {hint}")
+        return path, "prepared"
+    if not path.is_file():
+        raise VrnnError(f"data.source: {path} not found; give the path of an existing data file")
+    fmt = cfg.format
+    if fmt == "auto":
+        if path.suffix in (".pickle", ".pkl"):
+            fmt = "boulanger"
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                keys = set(f.files)
+            fmt = "srnn" if "x_train" in keys else "prepared" if "meta" in keys else "arrays"
+        elif path.suffix == ".npy":
+            fmt = "arrays"
+        else:
+            raise VrnnError(f"data.source {path}: unknown file type {path.suffix!r}; use .pickle, .npz or .npy "
+                            f"or set data.format")
+    return path, fmt
+
+
+def load_dataset(cfg: DataConfig) -> SequenceData:
+    """Read the data set a config names and validate every split."""
+    from .readers import read_arrays, read_boulanger, read_srnn_npz
+
+    path, fmt = _resolve(cfg)
+    readers = {"prepared": load_prepared, "boulanger": read_boulanger, "srnn": read_srnn_npz, "arrays": read_arrays}
+    if fmt not in readers:
+        raise VrnnError(f"unknown data.format {fmt!r}; choose one of {sorted(readers)} or auto")
+    data = readers[fmt](path)
+    data.meta.setdefault("name", path.stem)
+    data.meta["source"] = str(path)
+    missing = [s for s in SPLITS if s not in data.splits]
+    if missing:
+        raise VrnnError(f"{path}: no {missing[0]!r} split; provide train, valid and test")
+    x_dim = None
+    for split in SPLITS:
+        data.splits[split] = validate_sequences(data.splits[split], f"{path} [{split}]", x_dim)
+        x_dim = data.splits[split][0].shape[1]
+    return data
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """x_model = (x - mean) / std with global scalars from the training split (Chung et al. §4)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, seqs: list[np.ndarray]) -> "Normalizer":
+        allx = np.concatenate(seqs).astype(np.float64)
+        std = float(allx.std())
+        return cls(float(allx.mean()), std if std > 0 else 1.0)
+
+    @property
+    def identity(self) -> bool:
+        return self.mean == 0.0 and self.std == 1.0
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        return ((a - self.mean) / self.std).astype(np.float32)
+
+    def invert(self, a):
+        return a * self.std + self.mean
+
+    def log_jacobian(self, x_dim: int) -> float:
+        """log |d x_model / d x| per time step: add to a model-unit log-density for original units."""
+        return -x_dim * float(np.log(self.std))
+
+
+def pad_batch(seqs: list[np.ndarray], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to (B, T_max, D) with zeros; mask (B, T_max) is True on real steps."""
+    lengths = [len(a) for a in seqs]
+    B, T, D = len(seqs), max(lengths), seqs[0].shape[1]
+    x = np.zeros((B, T, D), dtype=np.float32)
+    mask = np.zeros((B, T), dtype=bool)
+    for i, a in enumerate(seqs):
+        x[i, : len(a)] = a
+        mask[i, : len(a)] = True
+    return torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device)

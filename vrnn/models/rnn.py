@@ -1,0 +1,70 @@
+"""RNN baselines of Chung et al. 2015: the VRNN's recurrence without latent variables.
+
+h_t = f(φ_x(x_t), h_{t-1}) with f an LSTM (or GRU), and p(x_t | x_{<t}) = p(x_t | h_{t-1})
+from φ_dec(h_{t-1}), so log p(x) = Σ_t log p(x_t | h_{t-1}) is exact. Inference runs
+the whole sequence through one fused ``nn.LSTM``/``nn.GRU`` call; the per-step path
+(generation) uses the same weights through :func:`cell_step`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..emissions import build_emission
+from ..errors import VrnnError
+from ..nets import mlp
+from .base import SequenceModel
+from .cells import cell_step
+
+
+@dataclass(frozen=True)
+class RNNConfig(ModelConfig):
+    kind: str = "rnn"
+    rnn: str = "lstm"
+    hidden: int = 256
+    width: int = 256
+    layers: int = 4  # ReLU layers in φx and φdec
+
+
+class RNN(SequenceModel):
+    config_class = RNNConfig
+
+    def __init__(self, cfg: RNNConfig):
+        super().__init__(cfg)
+        rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
+        if cfg.rnn not in rnns:
+            raise VrnnError(f"unknown model.rnn {cfg.rnn!r}; choose one of {sorted(rnns)}")
+        self.phi_x = mlp(cfg.x_dim, cfg.width, cfg.layers)
+        self.rnn = rnns[cfg.rnn](cfg.width, cfg.hidden, batch_first=True)
+        self.dec = mlp(cfg.hidden, cfg.width, cfg.layers)
+        self.out = build_emission(cfg.emission, cfg.width, cfg.x_dim)
+
+    @property
+    def _lstm(self) -> bool:
+        return isinstance(self.rnn, nn.LSTM)
+
+    def initial_state(self, ref, batch):
+        h = ref.new_zeros(batch, self.cfg.hidden)
+        return (h, h.clone()) if self._lstm else (h,)
+
+    def encode(self, x, carry):
+        state = carry if carry is not None else self.initial_state(x, x.shape[0])
+        hx = tuple(s.unsqueeze(0) for s in state)
+        out, last = self.rnn(self.phi_x(x), hx if self._lstm else hx[0])  # out: h_1..h_T (B, T, H)
+        last = last if self._lstm else (last,)
+        summary = torch.cat([state[0].unsqueeze(1), out[:, :-1]], 1)  # h_0..h_{T-1}
+        return {"summary": summary}, tuple(s.squeeze(0) for s in last)
+
+    def emission(self, s, ez, ctx):
+        return self.out(self.dec(s))
+
+    def embed_x(self, x):
+        return {"phi_x": self.phi_x(x)}
+
+    def transition(self, state, ez, ctx_t):
+        r = self.rnn
+        gx = torch.nn.functional.linear(ctx_t["phi_x"], r.weight_ih_l0, r.bias_ih_l0)
+        return cell_step(gx, state, r.weight_hh_l0, r.bias_hh_l0)

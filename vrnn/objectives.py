@@ -1,0 +1,54 @@
+"""Objectives and reductions, written once for every model.
+
+All terms arrive per step as (K, B, T) tensors with padded steps already zero
+(see :class:`vrnn.models.StepTerms`); this module sums them over real steps only.
+
+* ELBO (Chung et al. 2015, eq. 11):
+  Σ_t E_q[ log p(x_t | z_≤t, x_<t) ] − KL(q(z_t | x_≤t, z_<t) ‖ p(z_t | x_<t, z_<t)), KL analytic.
+* Importance-sampled log-likelihood with K posterior samples:
+  log (1/K) Σ_k p(x, z^k) / q(z^k | x), computed for the whole sequence.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .models.base import StepTerms
+
+
+def sequence_elbo(terms: StepTerms, kl_weight: float = 1.0) -> torch.Tensor:
+    """ELBO of each sequence, averaged over the K samples: (B,)."""
+    return (terms.log_px - kl_weight * terms.kl).sum(-1).mean(0)
+
+
+def sequence_iw_log_likelihood(terms: StepTerms) -> torch.Tensor:
+    """Importance-sampled estimate of log p(x) of each sequence: (B,)."""
+    log_w = (terms.log_px + terms.log_pz - terms.log_qz).sum(-1)  # (K, B)
+    return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
+
+
+def training_loss(terms: StepTerms, kl_weight: float) -> tuple[torch.Tensor, dict]:
+    """Negative ELBO per real time step (total over total steps), and its parts as floats.
+
+    Normalising by the number of real steps, not B·T, keeps padded batches honest.
+    """
+    steps = terms.mask.sum().clamp(min=1) * terms.log_px.shape[0]
+    log_px, kl = terms.log_px.sum() / steps, terms.kl.sum() / steps
+    loss = -(log_px - kl_weight * kl)
+    return loss, {"elbo": (log_px - kl).item(), "log_px": log_px.item(), "kl": kl.item()}
+
+
+def summarize(totals: torch.Tensor, lengths: torch.Tensor) -> dict:
+    """The three normalisations of a per-sequence total (nats):
+
+    ``per_sequence``               mean over sequences of the sequence total
+    ``per_step_total``             total over all sequences / total number of steps
+    ``per_step_mean_of_sequences`` mean over sequences of (sequence total / its length)
+    """
+    totals, lengths = totals.double(), lengths.double()
+    return {
+        "per_sequence": totals.mean().item(),
+        "per_step_total": (totals.sum() / lengths.sum()).item(),
+        "per_step_mean_of_sequences": (totals / lengths).mean().item(),
+    }

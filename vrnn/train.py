@@ -1,0 +1,216 @@
+"""Training: Adam, clipped gradients, KL warm-up, early stopping, atomic checkpoints, resume.
+
+Every source of randomness is a function of the config's seed and the step:
+the data order of epoch e is a permutation drawn from seed and e, and the posterior
+noise comes from one generator whose state is saved in every checkpoint. A run
+stopped and resumed therefore reaches the same parameters as one that never stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, config_from_dict
+from .data import Normalizer, SequenceData, load_dataset, pad_batch
+from .emissions import EMISSIONS
+from .errors import TrainingDiverged, VrnnError
+from .evaluate import score_sequences
+from .models import SequenceModel, build_model
+from .objectives import training_loss
+
+
+def kl_weight(step: int, start: float, warmup_steps: int) -> float:
+    """KL weight β(step): linear from ``start`` to 1 over ``warmup_steps``, then 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, start + (1.0 - start) * step / warmup_steps)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order of training sequences in ``epoch``: a pure function of (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VrnnError(f"train.device={name!r} but no CUDA device is available; use train.device=cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise VrnnError(f"unknown train.device {name!r}; use auto, cpu or cuda[:N]") from None
+
+
+@dataclass
+class FitResult:
+    out: Path
+    steps: int
+    best_valid_elbo: float  # nats per step (total over total steps), model units
+    stopped: str  # max_steps | early_stopping
+    model: SequenceModel
+
+
+def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config, SequenceData, Normalizer]:
+    """Load and check the data, fill in ``model.x_dim`` and fit the normaliser on the training split."""
+    data = load_dataset(cfg.data) if data is None else data
+    emission = EMISSIONS[cfg.model.emission.name]
+    where = data.meta.get("source", data.meta.get("name", "data"))
+    if cfg.model.x_dim and cfg.model.x_dim != data.x_dim:
+        raise VrnnError(f"model.x_dim={cfg.model.x_dim} but {where} has {data.x_dim} features; "
+                        f"drop model.x_dim to infer it")
+    for split, seqs in data.splits.items():
+        emission.check_data(_concat(seqs), f"{where} [{split}]")
+    normalize = cfg.data.normalize
+    if normalize == "auto":
+        normalize = "global" if emission.real_valued else "none"
+    norm = Normalizer.fit(data.splits["train"]) if normalize == "global" else Normalizer()
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=data.x_dim))
+    return cfg, data, norm
+
+
+def _concat(seqs):
+    import numpy as np
+
+    return np.concatenate(seqs)
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    existing = [p.name for p in (out / "last.pt", out / "best.pt", out / "log.jsonl") if p.exists()]
+    if existing and not (resume or overwrite):
+        raise VrnnError(f"{out}: already holds {', '.join(existing)}; pass --resume to continue that run, "
+                        f"--overwrite to replace it, or choose another --out")
+    if resume and not (out / "last.pt").exists():
+        raise VrnnError(f"{out}/last.pt: nothing to resume; start without --resume")
+
+
+def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
+        data: SequenceData | None = None) -> FitResult:
+    """Train the model ``cfg`` describes; checkpoints and the log go to ``out``."""
+    out = Path(out)
+    _check_out(out, resume, overwrite)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        stored = config_from_dict(ckpt["config"], where=str(out / "last.pt"))
+        if dataclasses.replace(cfg.model, x_dim=stored.model.x_dim) != stored.model:
+            raise VrnnError(f"{out}/last.pt: the [model] settings differ from the checkpoint's; "
+                            f"resume with the same model or start a new --out")
+    cfg, data, norm = prepare_data(cfg, data)
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    torch.manual_seed(tc.seed)  # parameter initialisation
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    noise = torch.Generator(device=device).manual_seed(tc.seed)
+    step, epoch, pos = 0, 0, 0
+    best, bad_evals, elapsed = -math.inf, 0, 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        noise.set_state(ckpt["rng"])
+        norm = Normalizer(**ckpt["normalizer"])
+        step, epoch, pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
+        best, bad_evals, elapsed = ckpt["best_valid_elbo"], ckpt["bad_evals"], ckpt["elapsed"]
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume:
+        for name in ("last.pt", "best.pt", "log.jsonl"):
+            (out / name).unlink(missing_ok=True)
+
+    train = [norm(a) for a in data.splits["train"]]
+    valid = [norm(a) for a in data.splits["valid"]]
+    n = len(train)
+    order = epoch_order(n, tc.seed, epoch)
+    log = open(out / "log.jsonl", "a")
+    bar = _progress(progress, tc.max_steps, step)
+    stopped = "max_steps"
+    t0 = window_t0 = time.perf_counter()
+    window: list[dict] = []
+
+    def payload() -> dict:
+        return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
+                "rng": noise.get_state(), "step": step, "epoch": epoch, "pos": pos,
+                "best_valid_elbo": best, "bad_evals": bad_evals, "elapsed": elapsed}
+
+    try:
+        while step < tc.max_steps:
+            model.train()
+            if pos >= n:
+                epoch, pos = epoch + 1, 0
+                order = epoch_order(n, tc.seed, epoch)
+            idx = order[pos:pos + tc.batch_size]
+            x, mask = pad_batch([train[i] for i in idx], device)
+            beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
+            terms = model(x, mask, generator=noise)
+            loss, stats = training_loss(terms, beta)
+            if not math.isfinite(loss.item()):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
+                    f"state; lower train.lr or train.clip_norm and resume or restart")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
+            opt.step()
+            step, pos = step + 1, pos + tc.batch_size
+            window.append(stats)
+            if bar is not None:
+                rate = bar.format_dict.get("rate") or 0.0
+                bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
+                bar.update(1)
+            if step % tc.eval_every == 0 or step == tc.max_steps:
+                now = time.perf_counter()
+                elapsed += now - t0
+                t0 = now
+                scores = score_sequences(model, valid, 1, tc.eval_batch_size, device=device)
+                v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
+                improved = v_elbo > best
+                best, bad_evals = (v_elbo, 0) if improved else (best, bad_evals + 1)
+                record = {
+                    "step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3), "kl_weight": beta,
+                    "train_elbo_per_step": sum(s["elbo"] for s in window) / len(window),
+                    "train_kl_per_step": sum(s["kl"] for s in window) / len(window),
+                    "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": best,
+                    "steps_per_s": len(window) / max(now - window_t0, 1e-9),
+                    "units": "nats per time step (total over total steps), model units",
+                }
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if not math.isfinite(v_elbo):
+                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {step}; {out / 'last.pt'} "
+                                           f"keeps the last good state; lower train.lr")
+                state = payload()
+                if improved:
+                    save_checkpoint(out / "best.pt", state)
+                save_checkpoint(out / "last.pt", state)
+                window, window_t0 = [], time.perf_counter()
+                if bad_evals >= tc.patience:
+                    stopped = "early_stopping"
+                    break
+    finally:
+        log.close()
+        if bar is not None:
+            bar.close()
+    return FitResult(out, step, best, stopped, model)
+
+
+def _plain_meta(meta: dict) -> dict:
+    """Metadata safe for a weights-only checkpoint (no per-piece lists)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
