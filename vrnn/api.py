@@ -49,5 +49,4 @@ def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1,
     _check_steps(n, "--num")
     model, norm, ckpt = load_model(path)
     x = sample(model, steps, n, norm, seed)
-    pianoroll = ckpt.get("data_meta", {}).get("kind") == "pianoroll"
-    return write_samples(x, Path(out), pianoroll, overwrite, title=f"{model.display_name} sample")
+    return write_samples(x, Path(out), ckpt.get("data_meta", {}), overwrite, title=f"{model.display_name} sample")

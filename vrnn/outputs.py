@@ -81,10 +81,29 @@ def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
     os.replace(tmp, path)
 
 
-def output_paths(out: Path, pianoroll: bool) -> list[Path]:
-    """What ``vrnn sample --out FILE`` writes: FILE's stem as .npy, plus .mid and .png for piano rolls."""
-    allowed = {".npy", ".mid", ".png"} if pianoroll else {".npy"}
+SAMPLE_WRITERS: dict = {}  # data kind -> (extensions, write(paths, x, meta, title))
+
+
+def sample_writer(kind: str, extensions: list[str]):
+    """Register how samples of a data kind are written: extra files beside the .npy."""
+    def deco(fn):
+        SAMPLE_WRITERS[kind] = (extensions, fn)
+        return fn
+
+    return deco
+
+
+@sample_writer("pianoroll", [".mid", ".png"])
+def _write_pianoroll(paths: dict, x: np.ndarray, meta: dict, title: str) -> None:
+    write_midi(paths[".mid"], x[0])
+    pianoroll_png(paths[".png"], x[0], title)
+
+
+def output_paths(out: Path, kind: str | None) -> dict[str, Path]:
+    """What ``vrnn sample --out FILE`` writes: FILE's stem as .npy, plus the kind's own files."""
+    extra = SAMPLE_WRITERS[kind][0] if kind in SAMPLE_WRITERS else []
+    allowed = [".npy", *extra]
     if out.suffix not in allowed:
-        raise VrnnError(f"--out {out}: use one of {sorted(allowed)} for this model")
+        raise VrnnError(f"--out {out}: use one of {allowed} for this model's data")
     stem = out.with_suffix("")
-    return [stem.with_suffix(s) for s in ([".npy", ".mid", ".png"] if pianoroll else [".npy"])]
+    return {s: stem.with_suffix(s) for s in allowed}

@@ -8,7 +8,7 @@ import torch
 
 from .data import Normalizer
 from .models import SequenceModel
-from .outputs import check_writable, output_paths, pianoroll_png, save_npy, write_midi
+from .outputs import SAMPLE_WRITERS, check_writable, output_paths, save_npy
 
 
 def sample(model: SequenceModel, steps: int, n: int = 1, normalizer: Normalizer | None = None,
@@ -23,13 +23,14 @@ def sample(model: SequenceModel, steps: int, n: int = 1, normalizer: Normalizer 
     return normalizer.invert(x) if normalizer is not None else x
 
 
-def write_samples(x: np.ndarray, out: Path, pianoroll: bool, overwrite: bool = False, title: str = "") -> list[Path]:
-    """Write samples (n, T, D): the array, and for piano rolls the first sample as MIDI and PNG."""
-    paths = output_paths(Path(out), pianoroll)
-    check_writable(paths, overwrite)
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    save_npy(paths[0], x.astype(np.float32))
-    if pianoroll:
-        write_midi(paths[1], x[0])
-        pianoroll_png(paths[2], x[0], title)
-    return paths
+def write_samples(x: np.ndarray, out: Path, meta: dict, overwrite: bool = False, title: str = "") -> list[Path]:
+    """Write samples (n, T, D) in original units: the array, plus the files of the data's kind
+    (piano rolls: the first sample as MIDI and PNG)."""
+    kind = meta.get("kind")
+    paths = output_paths(Path(out), kind)
+    check_writable(list(paths.values()), overwrite)
+    paths[".npy"].parent.mkdir(parents=True, exist_ok=True)
+    save_npy(paths[".npy"], x.astype(np.float32))
+    if kind in SAMPLE_WRITERS:
+        SAMPLE_WRITERS[kind][1](paths, x, meta, title)
+    return list(paths.values())
