@@ -128,8 +128,14 @@ class SequenceModel(nn.Module):
         samples: int = 1,
         generator: torch.Generator | None = None,
         carry: State | None = None,
+        noise: torch.Tensor | None = None,
     ) -> StepTerms:
-        """Run inference over x (B, T, D) with ``samples`` posterior samples per sequence."""
+        """Run inference over x (B, T, D) with ``samples`` posterior samples per sequence.
+
+        The posterior noise ε_t ~ N(0, I) comes from ``generator``, or from ``noise``
+        (K·B, T, Z) when given (sample-major: row k·B + b), so two code paths can be
+        compared on identical draws.
+        """
         B, T, _ = x.shape
         mask = x.new_ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
         ctx, state = self.encode(x, carry)
@@ -150,7 +156,8 @@ class SequenceModel(nn.Module):
                 ctx_t = {k: v[:, t] for k, v in ctx.items()}
                 ss.append(self.summary(state))
                 loc, scale = self.posterior(state, ctx_t)
-                z_t = loc + scale * _randn_like(loc, generator)  # reparameterised sample
+                eps = _randn_like(loc, generator) if noise is None else noise[:, t]
+                z_t = loc + scale * eps  # reparameterised sample
                 ez_t = self.embed_z(z_t)
                 state = self.transition(state, ez_t, ctx_t)
                 locs.append(loc), scales.append(scale), zs.append(z_t), ezs.append(ez_t)
