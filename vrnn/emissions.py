@@ -37,8 +37,12 @@ def build_emission(cfg: EmissionConfig, in_features: int, x_dim: int) -> "Emissi
 
 
 def diag_gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
-    """N(loc, diag(scale^2)) with the last dimension as the event."""
-    return Independent(Normal(loc, scale), 1)
+    """N(loc, diag(scale^2)) with the last dimension as the event.
+
+    Argument validation is off here and in every emission: it costs time on every step,
+    and a diverging run is reported by the trainer's own finiteness check instead.
+    """
+    return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
 
 def positive_scale(raw: torch.Tensor, floor: float) -> torch.Tensor:
@@ -50,6 +54,7 @@ class Emission(nn.Module):
 
     name = "base"
     real_valued = True  # real-valued data are normalised with the training mean/std
+    normalized_columns: tuple[int, ...] | None = None  # the features normalised; None: all of them
 
     def __init__(self, cfg: EmissionConfig, in_features: int, x_dim: int):
         super().__init__()
@@ -98,7 +103,8 @@ class GaussianMixtureEmission(Emission):
         shape = h.shape[:-1] + (k, d)
         loc = self.loc(h).view(shape)  # (..., K, D)
         scale = positive_scale(self.scale(h), self.cfg.min_scale).view(shape)
-        return MixtureSameFamily(Categorical(logits=self.logits(h)), diag_gaussian(loc, scale))
+        mix = Categorical(logits=self.logits(h), validate_args=False)
+        return MixtureSameFamily(mix, diag_gaussian(loc, scale), validate_args=False)
 
 
 @register_emission("bernoulli")
@@ -112,7 +118,7 @@ class BernoulliEmission(Emission):
         self.logits = nn.Linear(in_features, x_dim)
 
     def forward(self, h):
-        return Independent(Bernoulli(logits=self.logits(h)), 1)
+        return Independent(Bernoulli(logits=self.logits(h), validate_args=False), 1, validate_args=False)
 
     @classmethod
     def check_data(cls, x, where):
@@ -127,3 +133,4 @@ class BernoulliEmission(Emission):
             )
 
 
+from . import emission_strokes  # noqa: E402,F401  registers "strokes" (pen-stroke mixture, Graves 2013)

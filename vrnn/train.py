@@ -33,6 +33,12 @@ def kl_weight(step: int, start: float, warmup_steps: int) -> float:
     return min(1.0, start + (1.0 - start) * step / warmup_steps)
 
 
+def tbptt_chunks(steps: int, chunk: int) -> list[slice]:
+    """Time slices of a batch for truncated BPTT: chunks of ``chunk`` steps (0: the whole batch)."""
+    chunk = steps if chunk <= 0 else chunk
+    return [slice(lo, lo + chunk) for lo in range(0, steps, chunk)]
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The order of training sequences in ``epoch``: a pure function of (seed, epoch)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -72,7 +78,7 @@ def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config,
     normalize = cfg.data.normalize
     if normalize == "auto":
         normalize = "global" if emission.real_valued else "none"
-    norm = Normalizer.fit(data.splits["train"]) if normalize == "global" else Normalizer()
+    norm = Normalizer.fit(data.splits["train"], emission.normalized_columns) if normalize == "global" else Normalizer()
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=data.x_dim))
     return cfg, data, norm
 
@@ -116,6 +122,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        for group in opt.param_groups:  # the learning rate is the config's, not the checkpoint's
+            group["lr"] = tc.lr
         noise.set_state(ckpt["rng"])
         norm = Normalizer(**ckpt["normalizer"])
         step, epoch, pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
@@ -150,19 +158,24 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
             idx = order[pos:pos + tc.batch_size]
             x, mask = pad_batch([train[i] for i in idx], device)
             beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
-            terms = model(x, mask, generator=noise)
-            loss, stats = training_loss(terms, beta)
-            if not math.isfinite(loss.item()):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
-                    f"state; lower train.lr or train.clip_norm and resume or restart")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-            opt.step()
+            carry = None  # truncated BPTT: the detached final state of the previous chunk
+            for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):  # one optimiser update per chunk
+                if not mask[:, span].any():
+                    break  # only padding is left
+                terms = model(x[:, span], mask[:, span], generator=noise, carry=carry)
+                carry = tuple(c.detach() for c in terms.carry)
+                loss, stats = training_loss(terms, beta)
+                if not math.isfinite(loss.item()):
+                    raise TrainingDiverged(
+                        f"loss became {loss.item()} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
+                        f"state; lower train.lr or train.clip_norm and resume or restart")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
+                opt.step()
+                window.append(stats)
             step, pos = step + 1, pos + tc.batch_size
-            window.append(stats)
             if bar is not None:
                 rate = bar.format_dict.get("rate") or 0.0
                 bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")

@@ -114,8 +114,7 @@ def _resolve(cfg: DataConfig) -> tuple[Path, str]:
         if path.suffix in (".pickle", ".pkl"):
             fmt = "boulanger"
         elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                keys = set(f.files)
+            keys = set(_read_or_fail(path, lambda: np.load(path, allow_pickle=False).files))
             fmt = "srnn" if "x_train" in keys else "prepared" if "meta" in keys else "arrays"
         elif path.suffix == ".npy":
             fmt = "arrays"
@@ -123,6 +122,19 @@ def _resolve(cfg: DataConfig) -> tuple[Path, str]:
             raise VrnnError(f"data.source {path}: unknown file type {path.suffix!r}; use .pickle, .npz or .npy "
                             f"or set data.format")
     return path, fmt
+
+
+def _read_or_fail(path: Path, read):
+    """Run a reader; a file it cannot parse becomes one VrnnError naming the file."""
+    import zipfile
+
+    try:
+        return read()
+    except VrnnError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise VrnnError(f"{path}: cannot read this data file ({type(e).__name__}: {e}); check the file or "
+                        f"re-create it") from None
 
 
 def load_dataset(cfg: DataConfig) -> SequenceData:
@@ -133,7 +145,7 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
     readers = {"prepared": load_prepared, "boulanger": read_boulanger, "srnn": read_srnn_npz, "arrays": read_arrays}
     if fmt not in readers:
         raise VrnnError(f"unknown data.format {fmt!r}; choose one of {sorted(readers)} or auto")
-    data = readers[fmt](path)
+    data = _read_or_fail(path, lambda: readers[fmt](path))
     data.meta.setdefault("name", path.stem)
     data.meta["source"] = str(path)
     missing = [s for s in SPLITS if s not in data.splits]
@@ -148,30 +160,54 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
 
 @dataclass(frozen=True)
 class Normalizer:
-    """x_model = (x - mean) / std with global scalars from the training split (Chung et al. §4)."""
+    """x_model = (x - mean) / std with global scalars from the training split (Chung et al. §4).
+
+    ``columns`` names the features normalised (None: all). Pen strokes normalise only the
+    offsets (Graves 2013): the pen-up bit stays 0/1.
+    """
 
     mean: float = 0.0
     std: float = 1.0
+    columns: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.columns is not None:  # checkpoints store a list
+            object.__setattr__(self, "columns", tuple(int(c) for c in self.columns))
 
     @classmethod
-    def fit(cls, seqs: list[np.ndarray]) -> "Normalizer":
+    def fit(cls, seqs: list[np.ndarray], columns: tuple[int, ...] | None = None) -> "Normalizer":
         allx = np.concatenate(seqs).astype(np.float64)
+        if columns is not None:
+            allx = allx[:, list(columns)]
         std = float(allx.std())
-        return cls(float(allx.mean()), std if std > 0 else 1.0)
+        return cls(float(allx.mean()), std if std > 0 else 1.0, columns)
 
     @property
     def identity(self) -> bool:
         return self.mean == 0.0 and self.std == 1.0
 
+    def _apply(self, a, fn):
+        if self.columns is None:
+            return fn(a)
+        out = a.clone() if isinstance(a, torch.Tensor) else np.array(a, dtype=np.result_type(a, np.float32))
+        cols = list(self.columns)
+        out[..., cols] = fn(out[..., cols])
+        return out
+
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return ((a - self.mean) / self.std).astype(np.float32)
+        return self._apply(np.asarray(a), lambda v: (v - self.mean) / self.std).astype(np.float32)
 
     def invert(self, a):
-        return a * self.std + self.mean
+        return self._apply(a, lambda v: v * self.std + self.mean)
 
     def log_jacobian(self, x_dim: int) -> float:
         """log |d x_model / d x| per time step: add to a model-unit log-density for original units."""
-        return -x_dim * float(np.log(self.std))
+        n = x_dim if self.columns is None else len(self.columns)
+        return -n * float(np.log(self.std))
+
+    def describe(self) -> str:
+        where = "" if self.columns is None else f" on features {list(self.columns)} only"
+        return f"normalised: (x - {self.mean:.6g}) / {self.std:.6g}{where}, global train mean/std"
 
 
 def pad_batch(seqs: list[np.ndarray], device=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny configs and small data sets written to disk like a user's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vrnn.config import Config, config_from_dict
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+MODEL_TABLE = [  # (kind, prior) for every model of issue 2
+    ("rnn", None),
+    ("vrnn", "conditional"),
+    ("vrnn", "independent"),
+]
+EMISSION_TABLE = ["gauss", "gmm", "bernoulli"]
+
+
+def tiny_config(kind: str = "vrnn", prior: str | None = "conditional", emission: str = "gauss", x_dim: int = 3,
+                source: str = "unused", **train) -> Config:
+    model = {"kind": kind, "x_dim": x_dim, "hidden": 16, "width": 16, "layers": 2,
+             "emission": {"name": emission, "components": 3}}
+    if kind == "vrnn":
+        model |= {"z_dim": 4, "prior": prior}
+    t = {"batch_size": 8, "max_steps": 6, "eval_every": 3, "lr": 3e-3, "eval_batch_size": 16} | train
+    return config_from_dict({"model": model, "data": {"source": source}, "train": t})
+
+
+def random_sequences(n: int, dim: int, seed: int, binary: bool = False, lo: int = 3, hi: int = 12) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    seqs = []
+    for _ in range(n):
+        T = int(rng.integers(lo, hi))
+        if binary:
+            seqs.append((rng.random((T, dim)) < 0.3).astype(np.float32))
+        else:  # a smooth, learnable signal with noise
+            t = np.arange(T)[:, None]
+            phase = rng.random(dim) * 6
+            seqs.append((np.sin(0.5 * t + phase) * 2 + 5 + 0.3 * rng.standard_normal((T, dim))).astype(np.float32))
+    return seqs
+
+
+def write_arrays(path: Path, dim: int = 3, binary: bool = False, sizes=(24, 8, 8)) -> Path:
+    """A user's own .npz: train/valid/test as concatenated steps with *_lengths."""
+    arrays = {}
+    for i, split in enumerate(("train", "valid", "test")):
+        seqs = random_sequences(sizes[i], dim, seed=i, binary=binary)
+        arrays[split] = np.concatenate(seqs)
+        arrays[f"{split}_lengths"] = np.array([len(s) for s in seqs])
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def real_npz(tmp_path) -> Path:
+    return write_arrays(tmp_path / "waves.npz")
+
+
+@pytest.fixture
+def binary_npz(tmp_path) -> Path:
+    return write_arrays(tmp_path / "rolls.npz", dim=5, binary=True)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA} (only on developer machines and CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)  # small models: one thread is fastest and keeps results deterministic
+
+
+def write_boulanger_pickle(path: Path, sizes=(16, 6, 6), seed: int = 0) -> Path:
+    """A small piano-roll pickle in the Boulanger-Lewandowski format: pieces of steps of MIDI notes."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    data = {}
+    for split, n in zip(("train", "valid", "test"), sizes):
+        pieces = []
+        for _ in range(n):
+            root = int(rng.integers(48, 60))
+            pieces.append([tuple(sorted({root + int(i) for i in rng.choice([0, 4, 7, 12], 3)}))
+                           for _ in range(int(rng.integers(4, 14)))])
+        data[split] = pieces
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+@pytest.fixture
+def rolls_pickle(tmp_path) -> Path:
+    return write_boulanger_pickle(tmp_path / "rolls.pickle")

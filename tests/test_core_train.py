@@ -1,0 +1,107 @@
+"""Training, checkpoints and evaluation (issue 2)."""
+import json
+
+import pytest
+import torch
+
+from vrnn.api import evaluate_checkpoint
+from vrnn.checkpoint import load_model
+from vrnn.errors import TrainingDiverged, VrnnError
+from vrnn.train import epoch_order, fit, kl_weight
+
+from conftest import tiny_config
+
+
+def test_kl_weight_is_a_pure_linear_warm_up():
+    assert kl_weight(0, 0.2, 100) == pytest.approx(0.2)
+    assert kl_weight(50, 0.2, 100) == pytest.approx(0.6)
+    assert kl_weight(100, 0.2, 100) == kl_weight(10_000, 0.2, 100) == 1.0
+    assert kl_weight(0, 0.0, 0) == 1.0
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    a, b, c = epoch_order(50, 1, 3), epoch_order(50, 1, 3), epoch_order(50, 1, 4)
+    assert a == b and a != c and sorted(a) == list(range(50))
+
+
+def test_checkpoint_round_trip_reproduces_eval_exactly(tmp_path, real_npz):
+    cfg = tiny_config("vrnn", "conditional", "gmm", source=str(real_npz))
+    result = fit(cfg, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "best.pt"
+    a = evaluate_checkpoint(path, iw_samples=5)
+    b = evaluate_checkpoint(path, iw_samples=5)
+    assert a == b
+    # the in-memory model and the reloaded one give identical numbers
+    model, norm, ckpt = load_model(path)
+    assert ckpt["step"] <= result.steps
+    assert a["elbo"]["per_step_total"] <= a["log_likelihood"]["per_step_total"] + 1.0
+
+
+def test_stopped_and_resumed_run_reaches_the_same_parameters(tmp_path, real_npz):
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=8, eval_every=2, kl_start=0.2,
+                      kl_warmup_steps=5)
+    straight = fit(cfg, tmp_path / "a", progress=False).model
+    half = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=4, eval_every=2, kl_start=0.2,
+                       kl_warmup_steps=5)
+    fit(half, tmp_path / "b", progress=False)
+    resumed = fit(cfg, tmp_path / "b", resume=True, progress=False).model
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), f"{name} differs after resume"
+    # the log of the resumed run continues the first one
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "b" / "log.jsonl")]
+    assert steps == [2, 4, 6, 8]
+
+
+def test_early_stopping_stops_when_validation_elbo_does_not_improve(tmp_path, real_npz):
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), lr=0.0, max_steps=50, eval_every=1, patience=2)
+    result = fit(cfg, tmp_path / "run", progress=False)
+    assert result.stopped == "early_stopping" and result.steps == 3  # one best, then two without improvement
+
+
+def test_existing_run_is_not_overwritten_without_flag(tmp_path, real_npz):
+    cfg = tiny_config("rnn", None, source=str(real_npz), max_steps=2, eval_every=1)
+    fit(cfg, tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(VrnnError, match="--overwrite"):
+        fit(cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before
+    fit(cfg, tmp_path / "run", overwrite=True, progress=False)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, real_npz):
+    good = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=2, eval_every=1)
+    fit(good, tmp_path / "run", progress=False)
+    last = tmp_path / "run" / "last.pt"
+    # an absurd learning rate without clipping drives the parameters to overflow
+    bad = tiny_config("vrnn", "conditional", source=str(real_npz), lr=1e12, clip_norm=0.0, max_steps=200,
+                      eval_every=1)
+    with pytest.raises(TrainingDiverged, match="keeps the last good state"):
+        fit(bad, tmp_path / "run", resume=True, progress=False)
+    model, _, ckpt = load_model(last)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert ckpt["step"] >= 2
+
+
+def test_normaliser_comes_from_the_training_split_only(tmp_path, real_npz):
+    import numpy as np
+
+    cfg = tiny_config("rnn", None, source=str(real_npz), max_steps=1, eval_every=1)
+    fit(cfg, tmp_path / "run", progress=False)
+    _, norm, _ = load_model(tmp_path / "run" / "last.pt")
+    with np.load(real_npz) as f:
+        assert norm.mean == pytest.approx(float(f["train"].astype(np.float64).mean()), rel=1e-6)
+        assert norm.std == pytest.approx(float(f["train"].astype(np.float64).std()), rel=1e-6)
+
+
+def test_eval_report_states_units_and_both_scales(tmp_path, real_npz):
+    cfg = tiny_config("vrnn", "independent", source=str(real_npz), max_steps=2, eval_every=1)
+    fit(cfg, tmp_path / "run", progress=False)
+    r = evaluate_checkpoint(tmp_path / "run" / "best.pt", iw_samples=3)
+    assert r["units"] == "nats" and r["data_scale"].startswith("normalised")
+    # original units differ from model units by the per-step Jacobian D·log σ
+    _, norm, _ = load_model(tmp_path / "run" / "best.pt")
+    shift = r["original_units"]["elbo"]["per_step_total"] - r["elbo"]["per_step_total"]
+    assert shift == pytest.approx(-3 * float(np.log(norm.std)), rel=1e-6)
+
+
+import numpy as np  # noqa: E402  (used above)
