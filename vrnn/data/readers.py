@@ -14,11 +14,24 @@ PIANO_LOW, PIANO_KEYS = 21, 88  # MIDI 21 (A0) .. 108 (C8)
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Only plain containers and numbers: a data pickle must not run code."""
+    """Only plain containers and numbers (numpy scalars included): a data pickle must not run code."""
+
+    _NUMPY_SCALARS = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
+        if (module, name) in self._NUMPY_SCALARS:
+            return np.dtype if name == "dtype" else _numpy_scalar
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a data pickle may hold only lists, "
                                      f"tuples, dicts and numbers")
+
+
+def _numpy_scalar(dtype, data=None):
+    """Rebuild a numpy scalar from its dtype and raw bytes (what numpy's pickles store)."""
+    if data is None:
+        return np.zeros((), dtype)[()]
+    if isinstance(data, str):  # Python 2 pickles read with encoding="latin1"
+        data = data.encode("latin1")
+    return np.frombuffer(data, dtype=dtype)[0]
 
 
 def notes_to_roll(steps, where: str) -> np.ndarray:
