@@ -38,7 +38,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "chorales"  # a prepared data set name or a path to a data file
-    format: str = "auto"  # auto | prepared | boulanger | srnn | arrays
+    format: str = "auto"  # auto | prepared | boulanger | srnn | arrays | stroke3
     normalize: str = "auto"  # auto (global for real-valued emissions) | global | none
 
 
@@ -46,6 +46,7 @@ class DataConfig:
 class TrainConfig:
     seed: int = 0
     batch_size: int = 64
+    length_pool: int = 4  # batches per length-sorted pool (less padding); 1 = plain random batches
     lr: float = 1e-3
     max_steps: int = 2000
     clip_norm: float = 10.0  # gradient-norm clipping before every optimiser step; 0 disables
@@ -54,6 +55,8 @@ class TrainConfig:
     eval_every: int = 200  # steps between validation evaluations (and checkpoints)
     patience: int = 10  # evaluations without a better validation ELBO before stopping
     eval_batch_size: int = 128
+    tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
+    # per chunk, the model's final state carried (detached) across chunks; 0 = off. Steps count batches.
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
@@ -137,6 +140,8 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
         )
     if data.normalize not in ("auto", "global", "none"):
         raise VrnnError(f"{where}: data.normalize must be auto, global or none, not {data.normalize!r}")
+    if train.tbptt_steps < 0:
+        raise VrnnError(f"{where}: train.tbptt_steps must be >= 0 (0 turns truncated BPTT off), not {train.tbptt_steps}")
     return Config(model=model, data=data, train=train)
 
 

@@ -45,6 +45,26 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, pool: int = 4) -> list[list[int]]:
+    """The batches of ``epoch``, a pure function of (seed, epoch).
+
+    The epoch's permutation is cut into pools of ``pool`` batches; each pool is sorted by
+    length before it is cut into batches, so a batch holds sequences of similar length and
+    little padding; then the order of the batches is shuffled. ``pool <= 1`` gives plain
+    random batches.
+    """
+    order = epoch_order(len(lengths), seed, epoch)
+    size = batch_size * max(pool, 1)
+    batches = []
+    for s in range(0, len(order), size):
+        chunk = order[s:s + size]
+        if pool > 1:
+            chunk = sorted(chunk, key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    shuffle = epoch_order(len(batches), seed + 1, epoch)
+    return [batches[i] for i in shuffle]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,8 +155,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
 
     train = [norm(a) for a in data.splits["train"]]
     valid = [norm(a) for a in data.splits["valid"]]
-    n = len(train)
-    order = epoch_order(n, tc.seed, epoch)
+    lengths = [len(a) for a in train]
+    batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
     log = open(out / "log.jsonl", "a")
     bar = _progress(progress, tc.max_steps, step)
     stopped = "max_steps"
@@ -152,10 +172,10 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     try:
         while step < tc.max_steps:
             model.train()
-            if pos >= n:
+            if pos >= len(batches):  # pos: the next batch of this epoch
                 epoch, pos = epoch + 1, 0
-                order = epoch_order(n, tc.seed, epoch)
-            idx = order[pos:pos + tc.batch_size]
+                batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
+            idx = batches[pos]
             x, mask = pad_batch([train[i] for i in idx], device)
             beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
             carry = None  # truncated BPTT: the detached final state of the previous chunk
@@ -175,7 +195,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
                 opt.step()
                 window.append(stats)
-            step, pos = step + 1, pos + tc.batch_size
+            step, pos = step + 1, pos + 1
             if bar is not None:
                 rate = bar.format_dict.get("rate") or 0.0
                 bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
