@@ -4,10 +4,12 @@ from __future__ import annotations
 from ..config import ModelConfig
 from ..errors import VrnnError
 from .base import SequenceModel, StepTerms
+from .dmm import DMM
 from .rnn import RNN
+from .srnn import SRNN
 from .vrnn import VRNN
 
-MODELS: dict[str, type[SequenceModel]] = {"rnn": RNN, "vrnn": VRNN}
+MODELS: dict[str, type[SequenceModel]] = {"rnn": RNN, "vrnn": VRNN, "srnn": SRNN, "dmm": DMM}
 
 
 def register_model(kind: str):

@@ -76,9 +76,13 @@ class SequenceModel(nn.Module):
         self.cfg = cfg
 
     # ---- hooks ---------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, carry: State | None) -> tuple[Context, State]:
+    def encode(self, x: torch.Tensor, carry: State | None,
+               mask: torch.Tensor | None = None) -> tuple[Context, State]:
         """Batched per-step features of x, each (B, T, ·), and the initial state.
 
+        ``carry`` is the final state of the previous chunk (truncated BPTT) or None
+        for s_0. ``mask`` (B, T) marks real steps (padding at the end); features that
+        look ahead (backward RNNs) must run over each sequence within its own length.
         Models without latent variables return the stacked summaries s_{t-1} under
         ``"summary"`` and skip the loop entirely.
         """
@@ -138,7 +142,7 @@ class SequenceModel(nn.Module):
         """
         B, T, _ = x.shape
         mask = x.new_ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
-        ctx, state = self.encode(x, carry)
+        ctx, state = self.encode(x, carry, mask)
         if samples > 1:
             ctx = {k: _tile(v, samples) for k, v in ctx.items()}
             state = tuple(_tile(s, samples) for s in state)

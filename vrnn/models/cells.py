@@ -50,3 +50,27 @@ def cell_step(gx: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torc
 def zero_state(cell: nn.Module, ref: torch.Tensor, batch: int) -> tuple[torch.Tensor, ...]:
     h = ref.new_zeros(batch, cell.hidden_size)
     return (h, h.clone()) if isinstance(cell, nn.LSTMCell) else (h,)
+
+
+def flip_padded(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence of x (B, T, ·) in time within its own length.
+
+    ``mask`` (B, T) marks real steps, padding at the end. Step t < L_b of sequence b
+    goes to L_b - 1 - t; padded steps stay where they are, so the flip is its own
+    inverse and a recurrent net run over the flipped batch meets every real step
+    before any padding.
+    """
+    if mask is None:
+        return x.flip(1)
+    T = x.shape[1]
+    t = torch.arange(T, device=x.device)
+    lengths = mask.sum(1, keepdim=True)  # (B, 1)
+    idx = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+def run_backward(rnn: nn.Module, u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Outputs a_t = f(a_{t+1}, u_t) of a batch-first ``nn.RNN``/``nn.GRU``/``nn.LSTM`` run from each
+    sequence's last real step back to its first, in one fused call: (B, T, H), a_{T+1} = 0."""
+    out, _ = rnn(flip_padded(u, mask))
+    return flip_padded(out, mask)

@@ -50,7 +50,7 @@ class RNN(SequenceModel):
         h = ref.new_zeros(batch, self.cfg.hidden)
         return (h, h.clone()) if self._lstm else (h,)
 
-    def encode(self, x, carry):
+    def encode(self, x, carry, mask=None):  # causal: the mask is not needed
         state = carry if carry is not None else self.initial_state(x, x.shape[0])
         hx = tuple(s.unsqueeze(0) for s in state)
         out, last = self.rnn(self.phi_x(x), hx if self._lstm else hx[0])  # out: h_1..h_T (B, T, H)

@@ -64,7 +64,7 @@ class VRNN(SequenceModel):
         self.out = build_emission(cfg.emission, W, cfg.x_dim)
         self.cell = make_cell(cfg.rnn, 2 * W, H)  # input [φx(x_t), φz(z_t)]
 
-    def encode(self, x, carry):
+    def encode(self, x, carry, mask=None):  # causal: the mask is not needed
         W = self.cfg.width
         phi_x = self.phi_x(x)  # (B, T, W)
         ctx = {
