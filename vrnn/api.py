@@ -43,10 +43,16 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
 
 
 def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1, seed: int = 0,
-                      overwrite: bool = False) -> list[Path]:
-    """``vrnn sample``: generate and write files; returns the paths written."""
+                      overwrite: bool = False, bias: float = 0.0, temperature: float = 1.0) -> list[Path]:
+    """``vrnn sample``: generate and write files; returns the paths written.
+
+    ``bias``/``temperature``: biased sampling of pen-stroke models (Graves 2013, §5.4).
+    """
     _check_steps(steps, "--steps")
     _check_steps(n, "--num")
     model, norm, ckpt = load_model(path)
-    x = sample(model, steps, n, norm, seed)
+    from .emission_strokes import stroke_sampling
+
+    with stroke_sampling(model, bias, temperature):
+        x = sample(model, steps, n, norm, seed)
     return write_samples(x, Path(out), ckpt.get("data_meta", {}), overwrite, title=f"{model.display_name} sample")

@@ -66,7 +66,7 @@ def _cmd_sample(args) -> None:
     from .api import sample_checkpoint
 
     paths = sample_checkpoint(args.checkpoint, steps=args.steps, out=args.out, n=args.num, seed=args.seed,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, bias=args.bias, temperature=args.temperature)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num", type=int, default=1, help="number of sequences")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--bias", type=float, default=0.0,
+                   help="pen-stroke models: sampling bias b >= 0 (Graves 2013: sharper, neater drawings)")
+    s.add_argument("--temperature", type=float, default=1.0, help="pen-stroke models: sampling temperature > 0")
     s.set_defaults(func=_cmd_sample)
     return p
 

@@ -100,10 +100,11 @@ class PenStrokeEmission(Emission):
     """Features -> :class:`PenStroke`: 6K + 1 outputs (π̂, μx, μy, σx, σy, ρ per component; pen logit)."""
 
     normalized_columns = (0, 1)  # the offsets; the pen-up bit stays 0/1
+    required_x_dim = 3
 
     def __init__(self, cfg, in_features, x_dim):
         super().__init__(cfg, in_features, x_dim)
-        if x_dim != 3:
+        if x_dim != self.required_x_dim:
             raise VrnnError(f"model.emission.name=strokes needs 3 features per step (dx, dy, pen_up), the data has "
                             f"{x_dim}; use stroke-3 data (vrnn prepare omniglot) or another emission")
         if cfg.components < 1:

@@ -55,6 +55,7 @@ class Emission(nn.Module):
     name = "base"
     real_valued = True  # real-valued data are normalised with the training mean/std
     normalized_columns: tuple[int, ...] | None = None  # the features normalised; None: all of them
+    required_x_dim: int | None = None  # the number of features it models, if fixed (pen strokes: 3)
 
     def __init__(self, cfg: EmissionConfig, in_features: int, x_dim: int):
         super().__init__()

@@ -60,8 +60,7 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         "log_likelihood_method": "exact" if exact else "importance_sampling",
         "iw_samples": None if exact else iw_samples,
         "units": "nats",
-        "data_scale": "original" if normalizer.identity else
-        f"normalised: (x - {normalizer.mean:.6g}) / {normalizer.std:.6g}, global train mean/std",
+        "data_scale": "original" if normalizer.identity else normalizer.describe(),
     }
     if not normalizer.identity:
         # log p(x_original) = log p(x_normalised) + log|dx_norm/dx| at every step

@@ -107,3 +107,6 @@ def output_paths(out: Path, kind: str | None) -> dict[str, Path]:
         raise VrnnError(f"--out {out}: use one of {allowed} for this model's data")
     stem = out.with_suffix("")
     return {s: stem.with_suffix(s) for s in allowed}
+
+
+from . import stroke_plots  # noqa: E402,F401  registers the "strokes" writer (drawings as PNG)

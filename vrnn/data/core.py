@@ -116,6 +116,10 @@ def _resolve(cfg: DataConfig) -> tuple[Path, str]:
         elif path.suffix == ".npz":
             keys = set(_read_or_fail(path, lambda: np.load(path, allow_pickle=False).files))
             fmt = "srnn" if "x_train" in keys else "prepared" if "meta" in keys else "arrays"
+            if fmt == "arrays":
+                from .strokes import is_stroke3_npz
+
+                fmt = "stroke3" if is_stroke3_npz(path) else fmt  # drawings of varying length as object arrays
         elif path.suffix == ".npy":
             fmt = "arrays"
         else:
@@ -142,7 +146,10 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
     from .readers import read_arrays, read_boulanger, read_srnn_npz
 
     path, fmt = _resolve(cfg)
-    readers = {"prepared": load_prepared, "boulanger": read_boulanger, "srnn": read_srnn_npz, "arrays": read_arrays}
+    from .strokes import read_stroke3_npz
+
+    readers = {"prepared": load_prepared, "boulanger": read_boulanger, "srnn": read_srnn_npz, "arrays": read_arrays,
+               "stroke3": read_stroke3_npz}
     if fmt not in readers:
         raise VrnnError(f"unknown data.format {fmt!r}; choose one of {sorted(readers)} or auto")
     data = _read_or_fail(path, lambda: readers[fmt](path))

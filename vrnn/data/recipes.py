@@ -81,6 +81,66 @@ def chorales(seed: int = 0, source: str | None = None) -> SequenceData:
     )
 
 
+OMNIGLOT_HINT = ("download the stroke-3 omniglot.npz of the sketch-rnn data sets (github.com/hardmaru/"
+                 "sketch-rnn-datasets, folder omniglot) or Omniglot's raw strokes_background.zip (github.com/"
+                 "brendenlake/omniglot, folder python) and pass --source PATH")
+
+
+@recipe("omniglot")
+def omniglot(seed: int = 0, source: str | None = None, spacing: float = 2.0) -> SequenceData:
+    """Omniglot characters drawn online (Lake et al. 2015) as stroke-3 pen-stroke sequences.
+
+    ``source``: a stroke-3 .npz with train/valid/test (its split is kept; ``seed`` unused), or a
+    folder / .zip of raw ``x,y,t`` recordings with START/BREAK markers, resampled ``spacing``
+    units apart along the pen's path and split 80/10/10 by drawing with ``seed``.
+    """
+    from .strokes import STROKE3_META, is_stroke3_npz, read_omniglot_raw, read_stroke3_npz
+
+    if source is None:
+        raise VrnnError(f"vrnn prepare omniglot needs the data: {OMNIGLOT_HINT}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise VrnnError(f"--source {path}: not found; {OMNIGLOT_HINT}")
+    options = {"seed": seed, "source": str(path.resolve()), "spacing": spacing}
+    if path.suffix == ".npz":
+        if not is_stroke3_npz(path):
+            raise VrnnError(f"--source {path}: not a stroke-3 .npz (train/valid/test arrays of (T, 3) drawings)")
+        data = read_stroke3_npz(path)
+        data.meta |= {"name": "omniglot", "split": "as in the source file", "options": options}
+        return data
+    items = read_omniglot_raw(path, spacing)
+    split = split_by_piece(items, seed, (0.8, 0.1, 0.1))
+    return SequenceData({s: [a for _, a in v] for s, v in split.items()},
+                        {"name": "omniglot", **STROKE3_META, "split": f"80/10/10 by drawing, seed {seed}",
+                         "resampling": f"{spacing} units between points along each stroke", "options": options})
+
+
+@recipe("iam-ondb")
+def iam_ondb(seed: int = 0, source: str | None = None) -> SequenceData:
+    """IAM-OnDB handwritten lines (Liwicki & Bunke 2005) from its lineStrokes XML files, as stroke-3.
+
+    ``source``: the ``lineStrokes`` folder or ``lineStrokes-all.tar.gz``. Lines are split
+    90/5/5 by form (all lines of one form in one split) with ``seed``; the points are used
+    as recorded (Graves 2013).
+    """
+    from .strokes import STROKE3_META, form_of, read_iam_ondb
+
+    if source is None:
+        raise VrnnError("vrnn prepare iam-ondb needs --source: the lineStrokes folder or lineStrokes-all.tar.gz "
+                        "of IAM-OnDB (registration at fki.tic.heia-fr.ch/databases/iam-on-line-handwriting-database)")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise VrnnError(f"--source {path}: not found; give the lineStrokes folder or lineStrokes-all.tar.gz")
+    lines = read_iam_ondb(path)
+    forms = sorted({form_of(n) for n, _ in lines})
+    split = split_by_piece(forms, seed, (0.9, 0.05, 0.05))
+    where = {f: s for s, fs in split.items() for f in fs}
+    splits = {s: [a for n, a in lines if where[form_of(n)] == s] for s in split}
+    return SequenceData(splits, {"name": "iam-ondb", **STROKE3_META, "split": f"90/5/5 by form, seed {seed}",
+                                 "options": {"seed": seed, "source": str(path.resolve())}})
+
+
+
 def prepare(name: str, overwrite: bool = False, **kwargs) -> Path:
     if name not in RECIPES:
         raise VrnnError(f"unknown data set {name!r}; choose one of {sorted(RECIPES)}")
