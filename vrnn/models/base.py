@@ -156,8 +156,12 @@ class SequenceModel(nn.Module):
             z = q_loc = q_scale = p_loc = p_scale = None
         else:
             ss, locs, scales, zs, ezs = [], [], [], [], []
+            # One view per step from unbind: its backward stacks the T step gradients once,
+            # where indexing v[:, t] in the loop would build a zero (B, T, ·) gradient per
+            # step (O(T²) time and memory traffic in the backward pass).
+            steps = {k: v.unbind(1) for k, v in ctx.items()}
             for t in range(T):
-                ctx_t = {k: v[:, t] for k, v in ctx.items()}
+                ctx_t = {k: v[t] for k, v in steps.items()}
                 ss.append(self.summary(state))
                 loc, scale = self.posterior(state, ctx_t)
                 eps = _randn_like(loc, generator) if noise is None else noise[:, t]
