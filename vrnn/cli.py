@@ -117,7 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pen-stroke models: sampling bias b >= 0 (Graves 2013: sharper, neater drawings)")
     s.add_argument("--temperature", type=float, default=1.0, help="pen-stroke models: sampling temperature > 0")
     s.set_defaults(func=_cmd_sample)
+
+    s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
+                       description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "
+                                   "and peak memory of the library and of benchmarks/reference.py; scaling with T and K.")
+    s.add_argument("--configs", nargs="+", metavar="NAME", help="configurations (default: all; small, paper, srnn-polyphonic)")
+    s.add_argument("--quick", action="store_true", help="one short repeat of each measurement (checks that it runs)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    s.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes (subprocesses on CPU)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--markdown", metavar="PATH", help="also write the figures as a markdown report (benchmarks/SPEED.md)")
+    s.set_defaults(func=_cmd_bench)
     return p
+
+
+def _cmd_bench(args) -> None:
+    from .bench import main as bench_main
+
+    bench_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
