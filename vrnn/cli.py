@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def _cmd_train(args) -> None:
     else:
         cfg = load_config(args.config, args.set)
     result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports for all
+        return
     print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation ELBO "
           f"{result.best_valid_elbo:.4f} nats per time step (total over total steps); checkpoints in {result.out}")
 
