@@ -4,6 +4,10 @@ Every source of randomness is a function of the config's seed and the step:
 the data order of epoch e is a permutation drawn from seed and e, and the posterior
 noise comes from one generator whose state is saved in every checkpoint. A run
 stopped and resumed therefore reaches the same parameters as one that never stopped.
+
+``torchrun --nproc_per_node=N -m vrnn train ...`` trains on N processes with
+DistributedDataParallel (see :class:`Distributed`): the same global batches, each rank
+its slice, gradients weighted so that N ranks take the step one process would take.
 """
 from __future__ import annotations
 
@@ -76,6 +80,74 @@ def resolve_device(name: str) -> torch.device:
         raise VrnnError(f"unknown train.device {name!r}; use auto, cpu or cuda[:N]") from None
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a multi-process run (``torchrun --nproc_per_node=N -m vrnn train``).
+
+    Each rank trains on its slice of every global batch; DistributedDataParallel averages
+    the gradients, and every rank's loss is weighted by its share of the global batch's real
+    steps, so N ranks take the same step as one process with the whole batch. Rank 0 logs
+    and writes checkpoints. The posterior noise of rank r comes from its own generator.
+    """
+
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False  # this fit() started the process group and ends it
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, idx: list[int]) -> list[int]:
+        """Rank's contiguous slice of a global batch (sizes differ by at most one)."""
+        n, r, w = len(idx), self.rank, self.world
+        return idx[r * n // w:(r + 1) * n // w]
+
+
+def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1) or one already started; gloo on CPU, nccl on GPU."""
+    import os
+
+    import torch.distributed as dist
+
+    owns = False
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return Distributed(), device
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owns = True
+    if device.type == "cuda":  # one GPU per rank on each node
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.get_rank() % torch.cuda.device_count())))
+        torch.cuda.set_device(device)
+    return Distributed(dist.get_rank(), dist.get_world_size(), owns), device
+
+
+def _noise_seed(seed: int, rank: int) -> int:
+    """Rank 0 draws the single-process noise; other ranks their own streams."""
+    return seed + 1_000_003 * rank
+
+
+def _weighted_loss(terms, beta: float, dd: Distributed) -> tuple[torch.Tensor, float, dict]:
+    """The training loss of one rank, the global batch's loss value and its statistics.
+
+    The loss is normalised per real step of the *global* batch: rank r's per-step loss is
+    weighted by N · S_r / S (S_r its real steps, S = Σ S_r), so the average DDP takes of the
+    rank gradients equals the gradient of the whole batch's per-step loss in one process.
+    """
+    if dd.world == 1:
+        loss, stats = training_loss(terms, beta)
+        return loss, loss.item(), stats
+    import torch.distributed as dist
+
+    steps = terms.mask.sum() * terms.log_px.shape[0]
+    sums = torch.stack([terms.log_px.sum().detach(), terms.kl.sum().detach(), steps.to(terms.log_px.dtype)])
+    dist.all_reduce(sums)
+    total = sums[2].clamp(min=1)
+    loss = -(terms.log_px.sum() - beta * terms.kl.sum()) / total * dd.world
+    log_px, kl = (sums[0] / total).item(), (sums[1] / total).item()
+    return loss, -(log_px - beta * kl), {"elbo": log_px - kl, "log_px": log_px, "kl": kl}
+
+
 @dataclass
 class FitResult:
     out: Path
@@ -133,10 +205,18 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train
     device = resolve_device(tc.device)
+    dd, device = init_distributed(device)
+    if dd.world > 1:
+        torch.distributed.barrier()  # every rank has checked --out before rank 0 writes to it
     torch.manual_seed(tc.seed)  # parameter initialisation
     model = build_model(cfg.model).to(device)
+    net = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+    if dd.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    noise = torch.Generator(device=device).manual_seed(tc.seed)
+    noise = torch.Generator(device=device).manual_seed(_noise_seed(tc.seed, dd.rank))
     step, epoch, pos = 0, 0, 0
     best, bad_evals, elapsed = -math.inf, 0, 0.0
     if ckpt is not None:
@@ -144,12 +224,17 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         opt.load_state_dict(ckpt["optimizer"])
         for group in opt.param_groups:  # the learning rate is the config's, not the checkpoint's
             group["lr"] = tc.lr
-        noise.set_state(ckpt["rng"])
+        rngs = ckpt.get("rng_ranks")
+        if rngs is not None and len(rngs) == dd.world:
+            noise.set_state(rngs[dd.rank])
+        elif dd.main:  # a run resumed with another number of processes: rank 0 keeps its stream
+            noise.set_state(ckpt["rng"])
         norm = Normalizer(**ckpt["normalizer"])
         step, epoch, pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
         best, bad_evals, elapsed = ckpt["best_valid_elbo"], ckpt["bad_evals"], ckpt["elapsed"]
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume:
+    if dd.main:
+        out.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume and dd.main:
         for name in ("last.pt", "best.pt", "log.jsonl"):
             (out / name).unlink(missing_ok=True)
 
@@ -157,16 +242,21 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     valid = [norm(a) for a in data.splits["valid"]]
     lengths = [len(a) for a in train]
     batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
-    log = open(out / "log.jsonl", "a")
-    bar = _progress(progress, tc.max_steps, step)
+    log = open(out / "log.jsonl", "a") if dd.main else None
+    bar = _progress(progress and dd.main, tc.max_steps, step)
     stopped = "max_steps"
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []
 
     def payload() -> dict:
+        rngs = [noise.get_state()]
+        if dd.world > 1:  # every rank's noise state, so a resumed run draws what it would have drawn
+            rngs = [None] * dd.world
+            torch.distributed.all_gather_object(rngs, noise.get_state().cpu())
         return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
-                "rng": noise.get_state(), "step": step, "epoch": epoch, "pos": pos,
+                "rng": noise.get_state(), "rng_ranks": rngs, "world_size": dd.world,
+                "step": step, "epoch": epoch, "pos": pos,
                 "best_valid_elbo": best, "bad_evals": bad_evals, "elapsed": elapsed}
 
     try:
@@ -176,18 +266,20 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 epoch, pos = epoch + 1, 0
                 batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
             idx = batches[pos]
-            x, mask = pad_batch([train[i] for i in idx], device)
+            x, mask = pad_batch([train[i] for i in dd.shard(idx)] or [train[idx[0]]], device)  # this rank's slice
+            if dd.world > 1:  # every rank pads to the global batch's length, so chunks line up across ranks
+                x, mask = _pad_to(x, mask, max(lengths[i] for i in idx), real=bool(dd.shard(idx)))
             beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
             carry = None  # truncated BPTT: the detached final state of the previous chunk
             for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):  # one optimiser update per chunk
-                if not mask[:, span].any():
-                    break  # only padding is left
-                terms = model(x[:, span], mask[:, span], generator=noise, carry=carry)
+                if span.start >= max(lengths[i] for i in idx):
+                    break  # only padding is left (in every rank's slice)
+                terms = net(x[:, span], mask[:, span], generator=noise, carry=carry)
                 carry = tuple(c.detach() for c in terms.carry)
-                loss, stats = training_loss(terms, beta)
-                if not math.isfinite(loss.item()):
+                loss, value, stats = _weighted_loss(terms, beta, dd)
+                if not math.isfinite(value):
                     raise TrainingDiverged(
-                        f"loss became {loss.item()} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
+                        f"loss became {value} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
                         f"state; lower train.lr or train.clip_norm and resume or restart")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -216,24 +308,38 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                     "steps_per_s": len(window) / max(now - window_t0, 1e-9),
                     "units": "nats per time step (total over total steps), model units",
                 }
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                if dd.main:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
                 if not math.isfinite(v_elbo):
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {step}; {out / 'last.pt'} "
                                            f"keeps the last good state; lower train.lr")
-                state = payload()
-                if improved:
+                state = payload()  # on every rank: it gathers the ranks' noise states
+                if improved and dd.main:
                     save_checkpoint(out / "best.pt", state)
-                save_checkpoint(out / "last.pt", state)
+                if dd.main:
+                    save_checkpoint(out / "last.pt", state)
                 window, window_t0 = [], time.perf_counter()
                 if bad_evals >= tc.patience:
                     stopped = "early_stopping"
                     break
+        if dd.world > 1:
+            torch.distributed.barrier()  # rank 0's checkpoints are on disk before any rank returns
     finally:
-        log.close()
+        if log is not None:
+            log.close()
         if bar is not None:
             bar.close()
+        if dd.owns_group:
+            torch.distributed.destroy_process_group()
     return FitResult(out, step, best, stopped, model)
+
+
+def _pad_to(x: torch.Tensor, mask: torch.Tensor, steps: int, real: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a rank's slice to ``steps`` time steps; ``real=False`` (an empty slice) masks every step."""
+    pad = steps - x.shape[1]
+    x, mask = torch.nn.functional.pad(x, (0, 0, 0, pad)), torch.nn.functional.pad(mask, (0, pad))
+    return x, (mask if real else torch.zeros_like(mask))
 
 
 def _plain_meta(meta: dict) -> dict:
