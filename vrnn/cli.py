@@ -14,10 +14,15 @@ from pathlib import Path
 from .errors import TrainingDiverged, VrnnError
 
 
+RECIPE_OPTIONS = ("source", "rate", "seconds", "frame_size", "speaker_split", "speaker_regex", "voice")
+
+
 def _cmd_prepare(args) -> None:
     from .data.recipes import prepare
 
-    path = prepare(args.name, overwrite=args.overwrite, seed=args.seed)
+    # recipe options: only the flags given are passed, so each recipe keeps its own defaults
+    opts = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k, None) not in (None, False)}
+    path = prepare(args.name, overwrite=args.overwrite, seed=args.seed, save_as=args.save_as, **opts)
     from .data import load_prepared
 
     print(f"{load_prepared(path).describe()}\nsaved to {path}")
@@ -68,9 +73,34 @@ def format_report(r: dict) -> str:
 def _cmd_sample(args) -> None:
     from .api import sample_checkpoint
 
-    paths = sample_checkpoint(args.checkpoint, steps=args.steps, out=args.out, n=args.num, seed=args.seed,
+    steps = args.steps
+    if (steps is None) == (args.seconds is None):
+        raise VrnnError("give exactly one of --steps N and --seconds S (--seconds: audio models only)")
+    if args.seconds is not None:  # audio: steps = ceil(seconds * rate / frame_size), e.g. 2 s at 16 kHz = 160
+        from .checkpoint import load_checkpoint
+        from .data.audio import steps_for_seconds
+
+        steps = steps_for_seconds(load_checkpoint(args.checkpoint).get("data_meta", {}), args.seconds)
+    paths = sample_checkpoint(args.checkpoint, steps=steps, out=args.out, n=args.num, seed=args.seed,
                               overwrite=args.overwrite, bias=args.bias, temperature=args.temperature)
     print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _cmd_analyze(args) -> None:
+    from .analysis import analyze_checkpoint
+
+    res = analyze_checkpoint(args.checkpoint, args.input, out=args.out, seconds=args.seconds, seed=args.seed,
+                             overwrite=args.overwrite)
+    print(f"{res['steps']} steps, {res['kl'].shape[1]} latent dimensions; KL {res['kl'].sum():.2f} nats in all; "
+          f"wrote {args.out}")
+
+
+def _cmd_waveforms(args) -> None:
+    from .analysis import waveforms_figure
+
+    waveforms_figure(args.checkpoints, args.out, seconds=args.seconds, zoom=args.zoom, seed=args.seed,
+                     overwrite=args.overwrite)
+    print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", help=f"one of: {', '.join(sorted(RECIPES))}")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split")
     s.add_argument("--overwrite", action="store_true", help="rebuild even if cached")
+    s.add_argument("--as", dest="save_as", metavar="NAME", help="cache under this name (data.source=NAME)")
+    s.add_argument("--source", help="folder to read (audio: WAV/FLAC/OGG files, searched recursively)")
+    s.add_argument("--rate", type=int, help="audio: sampling rate in Hz (audio, fillets: 16000; fsdd: 8000)")
+    s.add_argument("--seconds", type=float, help="audio: sequence length in seconds (paper: 0.5; fsdd: 0.25)")
+    s.add_argument("--frame-size", type=int, help="audio: samples per frame, the model's x_dim (paper: 200)")
+    s.add_argument("--speaker-split", action="store_true", help="audio: split speakers, not files")
+    s.add_argument("--speaker-regex", help="audio: group 1 of this regex on the file name is the speaker")
+    s.add_argument("--voice", help="fillets: v (main voice, default), m, ... or all")
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("train", help="train a model from a config file",
@@ -111,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate sequences from a checkpoint",
                        description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.")
     s.add_argument("checkpoint")
-    s.add_argument("--steps", type=int, required=True)
-    s.add_argument("--out", required=True, help="output file (.npy; .mid or .png for piano-roll models)")
+    s.add_argument("--steps", type=int, help="time steps to generate (or --seconds)")
+    s.add_argument("--seconds", type=float, help="audio models: seconds of audio (steps = ceil(s * rate / frame))")
+    s.add_argument("--out", required=True, help="output file (.npy; .mid or .png for piano-roll models; "
+                                                ".wav or .png for audio models; .png for pen-stroke models)")
     s.add_argument("--num", type=int, default=1, help="number of sequences")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overwrite", action="store_true")
@@ -120,6 +160,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pen-stroke models: sampling bias b >= 0 (Graves 2013: sharper, neater drawings)")
     s.add_argument("--temperature", type=float, default=1.0, help="pen-stroke models: sampling temperature > 0")
     s.set_defaults(func=_cmd_sample)
+
+    s = sub.add_parser("analyze", help="latent dynamics of a recording: δ_t, per-dimension KL, waveform",
+                       description="A figure like Chung et al. (2015) Fig. 2: the change of the posterior mean "
+                                   "δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)², the per-step KL of every latent dimension "
+                                   "and the waveform under them.")
+    s.add_argument("checkpoint")
+    s.add_argument("--input", required=True, help="a recording (.wav/.flac/.ogg) or frames (.npy, (T, D))")
+    s.add_argument("--out", required=True, help="output .png")
+    s.add_argument("--seconds", type=float, help="analyse only the first S seconds")
+    s.add_argument("--seed", type=int, default=0, help="seed of the posterior sample")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_analyze)
+
+    s = sub.add_parser("waveforms", help="training audio and model samples, whole and zoomed",
+                       description="A figure like Chung et al. (2015) Fig. 3: a stretch of training audio, then "
+                                   "one sample of each checkpoint, whole (left) and zoomed (right).")
+    s.add_argument("checkpoints", nargs="+", help="audio model checkpoints (e.g. RNN-GMM and VRNN-Gauss)")
+    s.add_argument("--out", required=True, help="output .png")
+    s.add_argument("--seconds", type=float, default=2.0, help="length of each waveform")
+    s.add_argument("--zoom", type=float, default=0.05, help="length of the zoomed window in seconds")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_waveforms)
 
     s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
                        description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "

@@ -99,6 +99,16 @@ def _write_pianoroll(paths: dict, x: np.ndarray, meta: dict, title: str) -> None
     pianoroll_png(paths[".png"], x[0], title)
 
 
+@sample_writer("audio", [".wav", ".png"])
+def _write_audio(paths: dict, x: np.ndarray, meta: dict, title: str) -> None:
+    """The first sample's frames joined into one waveform: a 16-bit WAV at the data's rate and its plot."""
+    from .data.audio import join_frames, waveform_png, write_wav
+
+    wave, rate = join_frames(x[0]), int(meta["rate"])
+    write_wav(paths[".wav"], wave, rate)
+    waveform_png(paths[".png"], wave, rate, f"{title} ({len(wave) / rate:g} s at {rate} Hz)")
+
+
 def output_paths(out: Path, kind: str | None) -> dict[str, Path]:
     """What ``vrnn sample --out FILE`` writes: FILE's stem as .npy, plus the kind's own files."""
     extra = SAMPLE_WRITERS[kind][0] if kind in SAMPLE_WRITERS else []

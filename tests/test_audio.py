@@ -1,0 +1,281 @@
+"""Raw-waveform speech: preparing audio folders, framing, splitting, resampling, WAV samples,
+the Fig. 2 analysis (δ_t and per-dimension KL) and the Fig. 3 waveform figure."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sf = pytest.importorskip("soundfile", reason="the audio extra (soundfile, scipy) is not installed")
+
+from vrnn.analysis import analyze_checkpoint, latent_trace, waveforms_figure  # noqa: E402
+from vrnn.checkpoint import load_model  # noqa: E402
+from vrnn.cli import main  # noqa: E402
+from vrnn.config import config_from_dict  # noqa: E402
+from vrnn.data import load_prepared  # noqa: E402
+from vrnn.data.audio import frame_signal, read_audio, resample, split_groups, steps_for_seconds  # noqa: E402
+from vrnn.data.recipes import FILLETS_INSTALL, fillets, prepare  # noqa: E402
+from vrnn.errors import VrnnError  # noqa: E402
+from vrnn.train import fit  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FSDD = SHARED / "speech" / "fsdd" / "recordings"
+
+
+def _tone(rate: int, seconds: float, f0: float, seed: int) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    rng = np.random.default_rng(seed)
+    return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_corpus(root: Path) -> dict:
+    """Three speakers in folders; WAV, FLAC and OGG at several rates; a stereo file, a too-short file
+    and a corrupt one. Returns {relative name: (rate, seconds)} of the readable files."""
+    files = {
+        "spk_a/one.wav": (22050, 1.3, 220.0, "WAV", "PCM_16", 2),
+        "spk_a/two.flac": (16000, 0.9, 330.0, "FLAC", "PCM_16", 1),
+        "spk_b/three.ogg": (44100, 1.1, 180.0, "OGG", "VORBIS", 1),
+        "spk_b/four.wav": (8000, 0.8, 400.0, "WAV", "PCM_16", 1),
+        "spk_c/five.flac": (16000, 1.0, 250.0, "FLAC", "PCM_16", 1),
+        "spk_c/six.ogg": (22050, 0.7, 300.0, "OGG", "VORBIS", 1),
+        "spk_c/short.wav": (8000, 0.1, 300.0, "WAV", "PCM_16", 1),
+    }
+    for i, (name, (rate, secs, f0, fmt, subtype, ch)) in enumerate(files.items()):
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        x = _tone(rate, secs, f0, i)
+        sf.write(str(p), np.stack([x, 0.5 * x], 1) if ch == 2 else x, rate, format=fmt, subtype=subtype)
+    (root / "spk_a" / "bad.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEthis is not audio at all")
+    return {k: (v[0], v[1]) for k, v in files.items()}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A data dir holding the test corpus prepared at 8 kHz, 0.25 s sequences, and a tiny trained VRNN."""
+    mp = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("audio")
+    mp.setenv("VRNN_DATA_DIR", str(base / "data"))
+    src = base / "corpus"
+    files = write_corpus(src)
+    path = prepare("audio", save_as="tiny", source=str(src), rate=8000, seconds=0.25)
+    ckpts = {}
+    for kind, extra in (("vrnn", {"z_dim": 3}), ("rnn", {})):
+        cfg = config_from_dict({
+            "model": {"kind": kind, "hidden": 8, "width": 8, "layers": 1, "emission": {"name": "gauss"}, **extra},
+            "data": {"source": "tiny"},
+            "train": {"max_steps": 2, "eval_every": 2, "batch_size": 4, "seed": 0}})
+        fit(cfg, base / kind, progress=False)
+        ckpts[kind] = base / kind / "best.pt"
+    yield {"src": src, "files": files, "path": path, "base": base, "ckpt": ckpts}
+    mp.undo()
+
+
+# ---- preparing a folder --------------------------------------------------------------------------
+
+def test_prepare_reports_corrupt_file_by_name_and_skips_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path / "data"))
+    write_corpus(tmp_path / "c")
+    with caplog.at_level(logging.WARNING, logger="vrnn.data"):
+        path = prepare("audio", source=str(tmp_path / "c"), rate=8000, seconds=0.25)
+    data = load_prepared(path)
+    bad = [r.getMessage() for r in caplog.records if "bad.wav" in r.getMessage()]
+    assert len(bad) == 1 and "skipped" in bad[0]
+    assert any("skipped 1 of 8" in r.getMessage() for r in caplog.records)
+    assert data.meta["skipped_files"] == [str(Path("spk_a") / "bad.wav")]
+    listed = [f for s in ("train", "valid", "test") for f in data.meta["files"][s]]
+    assert "spk_a/bad.wav" not in listed and "spk_c/short.wav" not in listed  # too short: no whole sequence
+    assert data.meta["short_files"] == 1
+
+
+def test_prepared_meta_and_shapes(env):
+    data = load_prepared(env["path"])
+    m = data.meta
+    assert (m["kind"], m["rate"], m["frame_size"], m["sequence_frames"]) == ("audio", 8000, 200, 10)
+    assert m["sequence_seconds"] == pytest.approx(0.25)
+    for split in ("train", "valid", "test"):
+        assert data.splits[split], split
+        assert all(a.shape == (10, 200) for a in data.splits[split])
+    # stored as decoded amplitudes: normalisation happens once, at train time
+    allx = np.concatenate([a.ravel() for a in data.splits["train"]])
+    assert np.abs(allx).max() <= 1.0 and abs(allx.std() - 1.0) > 0.3
+
+
+def test_sequences_are_the_resampled_signal_in_order(env):
+    """Each file's sequences, joined, are exactly the prefix of its resampled signal."""
+    data = load_prepared(env["path"])
+    L = 10 * 200
+    for split in ("train", "valid", "test"):
+        seqs = iter(data.splits[split])
+        for name in data.meta["files"][split]:
+            x = read_audio(env["src"] / name, 8000)
+            n = len(x) // L
+            assert n >= 1
+            joined = np.concatenate([next(seqs).reshape(-1) for _ in range(n)])
+            np.testing.assert_array_equal(joined, x[: n * L])
+        assert next(seqs, None) is None  # nothing else in the split
+
+
+def test_files_split_disjointly_and_by_seed(env, tmp_path, monkeypatch):
+    data = load_prepared(env["path"])
+    parts = [set(data.meta["files"][s]) for s in ("train", "valid", "test")]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert set().union(*parts) == {k for k, (r, s) in env["files"].items() if s >= 0.25}
+    keys = [f"f{i}" for i in range(40)]
+    a, b = split_groups(keys, seed=3), split_groups(keys, seed=3)
+    assert a == b
+    assert sorted(sum(a.values(), [])) == sorted(keys)
+    assert (len(a["train"]), len(a["valid"]), len(a["test"])) == (36, 2, 2)
+    assert any(split_groups(keys, seed=s) != a for s in range(4, 9))
+    three = split_groups(["x", "y", "z"], seed=0)
+    assert all(len(v) == 1 for v in three.values())
+    with pytest.raises(VrnnError, match="at least 3"):
+        split_groups(["x", "y"], seed=0)
+
+
+def test_speaker_split_holds_out_whole_speakers(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
+    data = load_prepared(prepare("audio", source=str(env["src"]), rate=8000, seconds=0.25, speaker_split=True))
+    spk = data.meta["speakers"]
+    assert sorted(sum(spk.values(), [])) == ["spk_a", "spk_b", "spk_c"]
+    for split in ("train", "valid", "test"):
+        assert {f.split("/")[0] for f in data.meta["files"][split]} == set(spk[split])
+
+
+def test_resampling_keeps_frequency_and_sets_length():
+    rate_in, rate_out, f0 = 22050, 16000, 440.0
+    x = np.sin(2 * np.pi * f0 * np.arange(rate_in) / rate_in).astype(np.float32)  # 1 s
+    y = resample(x, rate_in, rate_out)
+    assert len(y) == rate_out
+    spectrum = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spectrum) * rate_out / len(y) - f0) <= 1.0
+    # a tone above the new Nyquist frequency is filtered out, not aliased
+    hi = np.sin(2 * np.pi * 10000.0 * np.arange(rate_in) / rate_in).astype(np.float32)
+    assert np.abs(resample(hi, rate_in, rate_out)[400:-400]).max() < 0.02  # away from the edge transients
+
+
+def test_read_audio_mixes_channels_and_resamples(tmp_path):
+    x = _tone(22050, 0.5, 200.0, 0)
+    sf.write(str(tmp_path / "st.wav"), np.stack([x, -x], 1), 22050, subtype="FLOAT")
+    assert np.abs(read_audio(tmp_path / "st.wav", 22050)).max() < 1e-6  # mean of x and -x
+    y = read_audio(tmp_path / "st.wav", 8000)
+    assert len(y) == pytest.approx(0.5 * 8000, abs=1)
+    assert frame_signal(np.arange(1000.0), 200, 2).shape == (2, 2, 200)
+
+
+def test_cached_data_set_is_not_reused_for_other_options(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
+    prepare("audio", source=str(env["src"]), rate=8000, seconds=0.25)
+    with pytest.raises(VrnnError, match="rate=8000"):
+        prepare("audio", source=str(env["src"]), rate=16000, seconds=0.25)
+    other = prepare("audio", save_as="at16k", source=str(env["src"]), rate=16000, seconds=0.25)
+    assert load_prepared(other).meta["rate"] == 16000
+
+
+def test_cli_prepare_flags(env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
+    assert main(["prepare", "audio", "--source", str(env["src"]), "--rate", "8000", "--seconds", "0.25",
+                 "--as", "mine"]) == 0
+    assert load_prepared(tmp_path / "mine.npz").meta["rate"] == 8000
+    assert main(["prepare", "chorales", "--rate", "8000"]) == 2
+    assert "--rate does not apply" in capsys.readouterr().err
+    assert main(["prepare", "audio", "--source", str(tmp_path / "nowhere")]) == 2
+
+
+def test_fillets_missing_says_how_to_install(tmp_path):
+    with pytest.raises(VrnnError) as e:
+        fillets(source=str(tmp_path / "nothing"))
+    assert FILLETS_INSTALL in str(e.value)
+
+
+def test_fsdd_recipe(tmp_path, monkeypatch):
+    if not FSDD.is_dir():
+        pytest.skip(f"shared data absent: {FSDD}")
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
+    data = load_prepared(prepare("fsdd", speaker_split=True))
+    m = data.meta
+    assert (m["rate"], m["frame_size"], m["sequence_frames"]) == (8000, 200, 10)
+    spk = m["speakers"]
+    assert [len(spk[s]) for s in ("train", "valid", "test")] == [4, 1, 1]
+    assert len(set(sum(spk.values(), []))) == 6
+    for split in ("train", "valid", "test"):
+        names = m["files"][split]
+        assert {n.split("_")[1] for n in names} == set(spk[split])
+        assert all(a.shape == (10, 200) for a in data.splits[split])
+
+
+# ---- samples as audio ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["vrnn", "rnn"])
+def test_sampled_wav_plays(env, tmp_path, kind):
+    out = tmp_path / f"{kind}.wav"
+    assert main(["sample", str(env["ckpt"][kind]), "--seconds", "2", "--out", str(out)]) == 0
+    info = sf.info(str(out))
+    assert (info.samplerate, info.channels, info.frames) == (8000, 1, 16000)
+    assert info.format == "WAV" and info.subtype == "PCM_16"
+    wave, _ = sf.read(str(out))
+    assert np.isfinite(wave).all() and wave.std() > 1e-3
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frames = np.load(out.with_suffix(".npy"))
+    assert frames.shape == (1, 80, 200)  # 2 s at 8 kHz = 80 frames of 200 samples
+    np.testing.assert_allclose(wave, np.clip(frames[0].reshape(-1), -1, 1), atol=1 / 32767 + 1e-6)
+
+
+def test_seconds_to_steps():
+    assert steps_for_seconds({"rate": 16000, "frame_size": 200}, 2.0) == 160
+    assert steps_for_seconds({"rate": 8000, "frame_size": 200}, 2.0) == 80
+    assert steps_for_seconds({"rate": 8000, "frame_size": 200}, 0.01) == 1
+    with pytest.raises(VrnnError, match="audio"):
+        steps_for_seconds({"kind": "pianoroll"}, 2.0)
+
+
+def test_sample_needs_steps_or_seconds(env, tmp_path):
+    assert main(["sample", str(env["ckpt"]["vrnn"]), "--out", str(tmp_path / "a.wav")]) == 2
+    assert main(["sample", str(env["ckpt"]["vrnn"]), "--steps", "3", "--seconds", "1",
+                 "--out", str(tmp_path / "a.wav")]) == 2
+
+
+# ---- Fig. 2 and Fig. 3 -----------------------------------------------------------------------------
+
+def test_analyze_returns_arrays_and_delta_matches_direct_computation(env, tmp_path):
+    wav = env["src"] / "spk_a" / "one.wav"
+    out = tmp_path / "fig2.png"
+    res = analyze_checkpoint(env["ckpt"]["vrnn"], wav, out=out, seed=5)
+    T = len(read_audio(wav, 8000)) // 200
+    model, norm, _ = load_model(env["ckpt"]["vrnn"])
+    Z = model.z_dim
+    assert res["steps"] == T and res["delta"].shape == (T,) and res["kl"].shape == (T, Z)
+    assert res["q_loc"].shape == (T, Z) and res["wave"].shape == (T * 200,)
+    assert np.isnan(res["delta"][0]) and np.isfinite(res["delta"][1:]).all()
+    assert (res["kl"] >= -1e-6).all()
+    # direct computation from the model's forward pass with the same noise
+    x = torch.from_numpy(norm(res["frames"]))[None]
+    with torch.no_grad():
+        terms = model(x, generator=torch.Generator().manual_seed(5))
+    mu = terms.q_loc[0, 0].numpy()  # (T, Z)
+    direct = np.array([np.sum((mu[t] - mu[t - 1]) ** 2) for t in range(1, T)])
+    np.testing.assert_allclose(res["delta"][1:], direct, rtol=1e-5, atol=1e-9)
+    # the per-dimension KLs of a step add up to the step's KL
+    np.testing.assert_allclose(res["kl"].sum(1), terms.kl[0, 0].numpy(), rtol=1e-4, atol=1e-5)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_cli_and_errors(env, tmp_path, capsys):
+    wav = env["src"] / "spk_b" / "three.ogg"
+    assert main(["analyze", str(env["ckpt"]["vrnn"]), "--input", str(wav), "--out", str(tmp_path / "a.png"),
+                 "--seconds", "0.5"]) == 0
+    assert main(["analyze", str(env["ckpt"]["rnn"]), "--input", str(wav), "--out", str(tmp_path / "b.png")]) == 2
+    assert "no latent variables" in capsys.readouterr().err
+    with pytest.raises(VrnnError):
+        latent_trace(load_model(env["ckpt"]["rnn"])[0], np.zeros((4, 200), np.float32))
+
+
+def test_waveforms_figure(env, tmp_path):
+    out = tmp_path / "fig3.png"
+    rows = waveforms_figure([env["ckpt"]["rnn"], env["ckpt"]["vrnn"]], out, seconds=1.0, zoom=0.02)
+    assert list(rows)[0] == "training data" and len(rows) == 3
+    assert all(len(w) == 8000 and np.isfinite(w).all() for w in rows.values())
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,207 @@
+"""Looking inside audio models: Chung et al. (2015) Fig. 2 and Fig. 3.
+
+* :func:`latent_trace` — for one sequence, the change of the approximate posterior's
+  mean between steps, δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)² (Fig. 2, top), and the KL of every
+  latent dimension at every step, KL(q(z_t,j | ·) ‖ p(z_t,j | ·)) (Fig. 2, middle); the
+  per-dimension KLs of a step sum to the step's KL in :class:`vrnn.models.StepTerms`.
+* :func:`analyze_checkpoint` — the same for a recording (``vrnn analyze``), with a figure
+  of δ_t, the KL heat map and the waveform under them.
+* :func:`waveforms_figure` — training audio and one sample per checkpoint, whole and
+  zoomed (Fig. 3; ``vrnn waveforms``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from .checkpoint import load_model
+from .errors import VrnnError
+from .models import SequenceModel
+from .outputs import check_writable
+
+
+@torch.no_grad()
+def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """δ_t and the per-dimension KL of one sequence ``x`` (T, D), given in model units.
+
+    Returns ``delta`` (T,) with δ_0 = NaN (no previous step), ``kl`` (T, Z) in nats,
+    ``q_loc`` (T, Z) the posterior means; each averaged over ``samples`` posterior
+    samples (the means depend on the sampled z_<t through the recurrent state).
+    """
+    if model.z_dim == 0:
+        raise VrnnError(f"{model.display_name} has no latent variables; analyse a model with latents (VRNN, SRNN, ...)")
+    model.eval()
+    ref = next(model.parameters())
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=ref.device)[None]  # (1, T, D)
+    gen = torch.Generator(device=ref.device).manual_seed(seed)
+    terms = model(xt, samples=samples, generator=gen)
+    if terms.q_loc is None or terms.p_loc is None:
+        raise VrnnError(f"{model.display_name} does not report its posterior and prior parameters; cannot analyse")
+    q_loc, q_scale = terms.q_loc[:, 0], terms.q_scale[:, 0]  # (K, T, Z)
+    p_loc, p_scale = terms.p_loc[:, 0], terms.p_scale[:, 0]
+    delta = ((q_loc[:, 1:] - q_loc[:, :-1]) ** 2).sum(-1).mean(0)  # (T-1,)
+    kl = kl_divergence(Normal(q_loc, q_scale), Normal(p_loc, p_scale)).mean(0)  # (T, Z), diagonal: per dimension
+    nan = torch.full((1,), float("nan"), dtype=delta.dtype, device=delta.device)
+    return {"delta": torch.cat([nan, delta]).cpu().numpy(), "kl": kl.cpu().numpy(),
+            "q_loc": q_loc.mean(0).cpu().numpy()}
+
+
+def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> np.ndarray:
+    """A recording as frames (T, frame_size) at the data's rate, or a .npy (T, D); original units."""
+    from .data.audio import AUDIO_EXTENSIONS, frame_signal, read_audio
+
+    path = Path(path)
+    if not path.is_file():
+        raise VrnnError(f"--input {path}: not found; give a .wav/.flac/.ogg recording or a .npy of frames")
+    if path.suffix.lower() == ".npy":
+        x = np.load(path, allow_pickle=False)
+        if x.ndim != 2:
+            raise VrnnError(f"--input {path}: shape {x.shape}; a .npy input must be frames (T, D)")
+        if seconds is not None and "rate" in meta:
+            x = x[: max(1, int(round(seconds * meta["rate"] / meta["frame_size"])))]
+        return x.astype(np.float32)
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise VrnnError(f"--input {path}: unknown file type {path.suffix!r}; use .wav, .flac, .ogg or .npy")
+    if "rate" not in meta:
+        raise VrnnError(f"--input {path}: the checkpoint's model was not trained on audio; pass a .npy of frames")
+    rate, frame = int(meta["rate"]), int(meta["frame_size"])
+    wave = read_audio(path, rate)
+    if seconds is not None:
+        wave = wave[: int(round(seconds * rate))]
+    n = len(wave) // frame
+    if n < 2:
+        raise VrnnError(f"--input {path}: shorter than two {frame}-sample frames at {rate} Hz")
+    return frame_signal(wave, frame, n)[0]  # (n, frame)
+
+
+def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Path | None = None,
+                       seconds: float | None = None, seed: int = 0, samples: int = 1,
+                       overwrite: bool = False) -> dict:
+    """``vrnn analyze``: :func:`latent_trace` of a recording, plus the waveform; writes a PNG if ``out``.
+
+    Returns ``delta`` (T,), ``kl`` (T, Z), ``q_loc`` (T, Z), ``frames`` (T, D) and
+    ``wave`` (T·D,) in original units, ``rate`` (Hz or None) and ``steps`` T.
+    """
+    if out is not None:
+        out = Path(out)
+        if out.suffix != ".png":
+            raise VrnnError(f"--out {out}: the figure is a .png")
+        check_writable([out], overwrite)
+    model, norm, ckpt = load_model(checkpoint)
+    meta = ckpt.get("data_meta", {})
+    frames = read_frames(input, meta, seconds)
+    if frames.shape[1] != model.cfg.x_dim:
+        raise VrnnError(f"--input {input}: frames of {frames.shape[1]} values but the model takes {model.cfg.x_dim}")
+    res = latent_trace(model, norm(frames), samples=samples, seed=seed)
+    res.update(frames=frames, wave=frames.reshape(-1), rate=meta.get("rate"), steps=len(frames))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig2_png(out, res, title=f"{model.display_name}: {Path(input).name}")
+    return res
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, format="png")
+    _plt().close(fig)
+    os.replace(tmp, path)
+
+
+def fig2_png(path: Path, res: dict, title: str = "") -> None:
+    """δ_t (top), the KL of each latent dimension per step (middle), the waveform (bottom), one time axis."""
+    plt = _plt()
+    T, Z = res["kl"].shape
+    frame = len(res["wave"]) // T
+    rate = res.get("rate")
+    scale = frame / rate if rate else 1.0  # seconds (audio) or steps per frame
+    fig, axes = plt.subplots(3, 1, figsize=(10, 6.5), dpi=100, sharex=True,
+                             gridspec_kw={"height_ratios": [1, 1.4, 1]})
+    t = (np.arange(T) + 0.5) * scale  # step t covers [t, t+1) frames
+    axes[0].plot(t, res["delta"], color="k", lw=1)
+    axes[0].set_ylabel("δ_t")
+    im = axes[1].imshow(res["kl"].T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                        extent=(0, T * scale, -0.5, Z - 0.5))
+    axes[1].set_ylabel("latent dim")
+    fig.colorbar(im, ax=axes[1], orientation="horizontal", fraction=0.05, pad=0.02, aspect=60,
+                 label="KL per dimension (nats)")
+    axes[2].plot(np.arange(len(res["wave"])) / (rate or frame), res["wave"], color="k", lw=0.4)
+    axes[2].set_ylabel("waveform")
+    axes[2].set_xlabel("time (s)" if rate else "step")
+    axes[2].set_xlim(0, T * scale)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: float = 2.0, zoom: float = 0.05,
+                     seed: int = 0, overwrite: bool = False) -> dict[str, np.ndarray]:
+    """Training audio, then one ``seconds``-long sample per checkpoint; whole (left) and zoomed (right).
+
+    The training row is the training split's first sequences joined until ``seconds``
+    (sequences of one file are consecutive, so this is a stretch of real speech). The
+    zoomed window is ``zoom`` seconds from the middle of each waveform. Returns the
+    waveforms by row label.
+    """
+    from .config import DataConfig
+    from .data import load_dataset
+    from .data.audio import steps_for_seconds
+    from .sampling import sample
+
+    out = Path(out)
+    if out.suffix != ".png":
+        raise VrnnError(f"--out {out}: the figure is a .png")
+    check_writable([out], overwrite)
+    rows, rate = {}, None
+    for i, path in enumerate(checkpoints):
+        model, norm, ckpt = load_model(path)
+        meta = ckpt.get("data_meta", {})
+        if "rate" not in meta:
+            raise VrnnError(f"{path}: not an audio model (its data have no sampling rate)")
+        if rate is not None and meta["rate"] != rate:
+            raise VrnnError(f"{path}: data at {meta['rate']} Hz, but {checkpoints[0]} at {rate} Hz; compare models "
+                            f"of one data set")
+        if i == 0:
+            rate = int(meta["rate"])
+            data = load_dataset(DataConfig(**ckpt["config"]["data"]))
+            need = int(round(seconds * rate))
+            per_seq = data.splits["train"][0].size  # samples per training sequence
+            train = np.concatenate([a.reshape(-1) for a in data.splits["train"][: need // per_seq + 1]])
+            rows["training data"] = train[:need]
+        x = sample(model, steps_for_seconds(meta, seconds), 1, norm, seed)
+        rows[f"{model.display_name} sample"] = x[0].reshape(-1)[: int(round(seconds * rate))]
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 1.8 * len(rows)), dpi=100, squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1]})
+    for r, (label, wave) in enumerate(rows.items()):
+        t = np.arange(len(wave)) / rate
+        lo = max(0, len(wave) // 2 - int(zoom * rate) // 2)
+        hi = min(len(wave), lo + max(2, int(zoom * rate)))
+        axes[r, 0].plot(t, wave, lw=0.3, color="k")
+        axes[r, 0].axvspan(lo / rate, hi / rate, color="tab:orange", alpha=0.3)
+        axes[r, 0].set_xlim(0, t[-1])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+        axes[r, 1].plot(t[lo:hi], wave[lo:hi], lw=0.8, color="k")
+        axes[r, 1].set_xlim(t[lo], t[hi - 1])
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 1].set_xlabel(f"zoom: {zoom * 1000:g} ms")
+    axes[0, 0].set_title("whole")
+    axes[0, 1].set_title("zoomed")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, out)
+    return rows
+
