@@ -42,10 +42,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 from vrnn.checkpoint import load_checkpoint, load_model  # noqa: E402
-from vrnn.config import load_config  # noqa: E402
+from vrnn.config import DataConfig, load_config  # noqa: E402
 from vrnn.data import load_dataset  # noqa: E402
 from vrnn.data.recipes import prepare  # noqa: E402
-from vrnn.config import DataConfig  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.evaluate import EVAL_SEED, score_sequences  # noqa: E402
 from vrnn.models import MODELS as MODEL_KINDS  # noqa: E402
@@ -88,9 +87,10 @@ def train_with_budget(cfg, data, out: Path, minutes: float, quiet: bool):
         result = fit(chunk, out, resume=resume, overwrite=not resume, progress=not quiet, data=data)
         resume = True
         elapsed = time.perf_counter() - start
-        if result.stopped != "max_steps" or target >= tc.max_steps or elapsed >= minutes * 60:
-            stopped = result.stopped if result.stopped != "max_steps" or target >= tc.max_steps else "time budget"
-            return result, elapsed, stopped
+        if result.stopped != "max_steps" or target >= tc.max_steps:
+            return result, elapsed, result.stopped  # early stopping, or train.max_steps reached
+        if elapsed >= minutes * 60:
+            return result, elapsed, "time budget"
 
 
 def slim_copy(best: Path, dest: Path, info: dict) -> int:
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
                     info = {"preset": args.preset, "train_minutes": elapsed / 60, "stopped": stopped,
                             "steps": res.steps, "overrides": sets}
                     size = slim_copy(args.work / corpus / m / "best.pt", ckpt, info)
-                    info["checkpoint_mb"] = size / 2**20
+                    info["checkpoint_mb"] = size / 2**20  # written again to record its own size
                     slim_copy(args.work / corpus / m / "best.pt", ckpt, info)
                     if args.preset == "small" and size > MAX_CHECKPOINT_BYTES:
                         print(f"warning: {ckpt} is {size / 2**20:.1f} MB, over the 10 MB limit for committed "
