@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes (subprocesses on CPU)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--markdown", metavar="PATH", help="also write the figures as a markdown report (benchmarks/SPEED.md)")
+    s.add_argument("--jsb", metavar="PATH", help="also time the K=40 evaluation of this JSB Chorales pickle's test set")
     s.set_defaults(func=_cmd_bench)
     return p
 
