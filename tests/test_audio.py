@@ -172,6 +172,12 @@ def test_cached_data_set_is_not_reused_for_other_options(env, tmp_path, monkeypa
         prepare("audio", source=str(env["src"]), rate=16000, seconds=0.25)
     other = prepare("audio", save_as="at16k", source=str(env["src"]), rate=16000, seconds=0.25)
     assert load_prepared(other).meta["rate"] == 16000
+    # an option left out means the recipe's default, which differs from the cached set's
+    prepare("audio", save_as="spk", source=str(env["src"]), rate=8000, seconds=0.25, speaker_split=True)
+    with pytest.raises(VrnnError, match="speaker_split=True"):
+        prepare("audio", save_as="spk", source=str(env["src"]), rate=8000, seconds=0.25)
+    assert prepare("audio", save_as="spk", source=str(env["src"]), rate=8000, seconds=0.25,
+                   speaker_split=True).is_file()
 
 
 def test_cli_prepare_flags(env, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ Each recipe returns a :class:`SequenceData`; :func:`prepare` writes it to
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -241,8 +242,12 @@ def iam_ondb(seed: int = 0, source: str | None = None) -> SequenceData:
                                  "options": {"seed": seed, "source": str(path.resolve())}})
 
 
-def _check_cached(path: Path, name: str, kwargs: dict) -> None:
-    """Refuse a cached data set that a recipe built with other options than those asked for now."""
+def _check_cached(path: Path, params, kwargs: dict) -> None:
+    """Refuse a cached data set that a recipe built with other options than those asked for now.
+
+    Options not given count as the recipe's defaults; an option whose value is None (a
+    default path, say) is not compared.
+    """
     import json
 
     try:
@@ -252,7 +257,8 @@ def _check_cached(path: Path, name: str, kwargs: dict) -> None:
         return  # unreadable: loading it later reports the problem
     if not stored:
         return
-    asked = _audio_options(**kwargs) if "source" in kwargs else dict(kwargs)
+    asked = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty} | kwargs
+    asked = {k: v for k, v in _audio_options(**asked).items() if v is not None}
     diff = [k for k, v in asked.items() if k in stored and stored[k] != v]
     if diff:
         k = diff[0]
@@ -264,8 +270,6 @@ def prepare(name: str, overwrite: bool = False, save_as: str | None = None, **kw
     """Build data set ``name`` with the recipe's options ``kwargs`` and cache it as ``save_as`` (default ``name``)."""
     if name not in RECIPES:
         raise VrnnError(f"unknown data set {name!r}; choose one of {sorted(RECIPES)}")
-    import inspect
-
     params = inspect.signature(RECIPES[name]).parameters
     unknown = [k for k in kwargs if k not in params]
     if unknown:
@@ -274,7 +278,7 @@ def prepare(name: str, overwrite: bool = False, save_as: str | None = None, **kw
                         f"{', '.join('--' + p.replace('_', '-') for p in params)}")
     out = data_dir() / f"{save_as or name}.npz"
     if out.exists() and not overwrite:
-        _check_cached(out, name, kwargs)
+        _check_cached(out, params, kwargs)
         return out
     save_prepared(out, RECIPES[name](**kwargs))
     return out
