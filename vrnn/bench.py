@@ -307,6 +307,30 @@ def bench_scaling_K(device, samples, repeats: int, memory: bool) -> list[dict]:
     return rows
 
 
+def bench_jsb_eval(path: str, device, k: int = 40, repeats: int = 1) -> dict:
+    """Seconds for the K-sample IS evaluation of the whole JSB Chorales test split (the pickle's framing)
+    with a VRNN of configs/vrnn-bernoulli.toml's size (untrained: the time does not depend on the weights)."""
+    from .data.readers import read_boulanger
+    from .evaluate import score_sequences
+
+    p = Path(path)
+    if not p.is_file():
+        raise VrnnError(f"--jsb {path}: file not found; give the path of jsb_chorales.pickle")
+    test = read_boulanger(p).splits["test"]
+    bc = BenchConfig(dict(kind="vrnn", x_dim=88, hidden=256, width=256, layers=4, z_dim=32,
+                          emission=EmissionConfig("bernoulli")), batch=64, steps=0)
+    model = make_model(bc, device)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        score_sequences(model, test, k, batch_size=64, device=device)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return {"K": k, "sequences": len(test), "steps": sum(len(a) for a in test), "seconds": statistics.median(times),
+            "model": "VRNN-Bernoulli, LSTM 256, 4-layer MLPs of 256, z 32; eval batch 64 sequences (each tiled K times)"}
+
+
 def hardware(device) -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
@@ -323,7 +347,7 @@ def hardware(device) -> dict:
 
 
 def run_bench(device="cpu", quick: bool = False, configs: list[str] | None = None, memory: bool = True,
-              progress=print) -> dict:
+              progress=print, jsb: str | None = None) -> dict:
     device = torch.device(device)
     available = bench_configs()
     names = configs or list(available)
@@ -344,6 +368,9 @@ def run_bench(device="cpu", quick: bool = False, configs: list[str] | None = Non
     out["scaling_T"] = bench_scaling_T(device, (40, 80) if quick else (40, 80, 160), repeats, 1 if quick else 2, memory)
     progress("[bench] scaling with K ...")
     out["scaling_K"] = bench_scaling_K(device, (1, 10) if quick else (1, 10, 40), repeats, memory)
+    if jsb:
+        progress("[bench] K = 40 evaluation of the JSB test set ...")
+        out["jsb_eval"] = bench_jsb_eval(jsb, device, repeats=1 if quick else 3)
     out["load_avg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return out
 
@@ -397,6 +424,10 @@ def format_markdown(r: dict) -> str:
               "| K | K·B batch s | K passes s | peak MiB (K·B batch) |", "| ---: | ---: | ---: | ---: |"]
     for row in r["scaling_K"]:
         lines.append(f"| {row['K']} | {row['s_batched']:.3f} | {row['s_k_passes']:.3f} | {_mem(row['peak_mem_mib'])} |")
+    if r.get("jsb_eval"):
+        j = r["jsb_eval"]
+        lines += ["", "## Whole JSB Chorales test set, importance-sampled evaluation", "",
+                  f"K = {j['K']}: {j['seconds']:.2f} s for {j['sequences']} pieces, {j['steps']} steps ({j['model']})."]
     return "\n".join(lines) + "\n"
 
 
@@ -420,6 +451,9 @@ def format_text(r: dict) -> str:
     for row in r["scaling_K"]:
         lines.append(f"K={row['K']:<3} IS evaluation: K·B batch {row['s_batched']:.3f} s, K passes {row['s_k_passes']:.3f} s, "
                      f"peak {_mem(row['peak_mem_mib'])} MiB")
+    if r.get("jsb_eval"):
+        j = r["jsb_eval"]
+        lines.append(f"JSB test set ({j['sequences']} pieces, {j['steps']} steps), K={j['K']} IS evaluation: {j['seconds']:.2f} s")
     return "\n".join(lines)
 
 
@@ -428,7 +462,8 @@ def main(args) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise VrnnError(f"--device {args.device}: no CUDA device is available; use --device cpu")
     progress = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
-    r = run_bench(device, quick=args.quick, configs=args.configs, memory=not args.no_memory, progress=progress)
+    r = run_bench(device, quick=args.quick, configs=args.configs, memory=not args.no_memory, progress=progress,
+                  jsb=args.jsb)
     if args.markdown:
         Path(args.markdown).write_text(format_markdown(r))
     print(json.dumps(r) if args.json else format_text(r))
