@@ -296,8 +296,12 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 now = time.perf_counter()
                 elapsed += now - t0
                 t0 = now
-                scores = score_sequences(model, valid, 1, tc.eval_batch_size, device=device)
-                v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
+                v_elbo = 0.0
+                if dd.main:  # rank 0 validates; every rank takes its number, so all make the same decisions
+                    scores = score_sequences(model, valid, 1, tc.eval_batch_size, device=device)
+                    v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
+                if dd.world > 1:
+                    v_elbo = _broadcast_value(v_elbo, device)
                 improved = v_elbo > best
                 best, bad_evals = (v_elbo, 0) if improved else (best, bad_evals + 1)
                 record = {
@@ -333,6 +337,12 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         if dd.owns_group:
             torch.distributed.destroy_process_group()
     return FitResult(out, step, best, stopped, model)
+
+
+def _broadcast_value(v: float, device: torch.device) -> float:
+    t = torch.tensor([v], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(t, 0)
+    return t.item()
 
 
 def _pad_to(x: torch.Tensor, mask: torch.Tensor, steps: int, real: bool) -> tuple[torch.Tensor, torch.Tensor]:
