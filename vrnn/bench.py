@@ -461,7 +461,7 @@ def main(args) -> None:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise VrnnError(f"--device {args.device}: no CUDA device is available; use --device cpu")
-    progress = (lambda m: print(m, file=sys.stderr)) if not args.json else (lambda m: None)
+    progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 (stderr: --json output stays clean)
     r = run_bench(device, quick=args.quick, configs=args.configs, memory=not args.no_memory, progress=progress,
                   jsb=args.jsb)
     if args.markdown:
