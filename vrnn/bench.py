@@ -354,6 +354,8 @@ def run_bench(device="cpu", quick: bool = False, configs: list[str] | None = Non
     for n in names:
         if n not in available:
             raise VrnnError(f"unknown bench configuration {n!r}; choose from {sorted(available)}")
+    if jsb and not Path(jsb).is_file():  # fail before the measurements, not after them
+        raise VrnnError(f"--jsb {jsb}: file not found; give the path of jsb_chorales.pickle")
     # quick: one repeat of one step (checks that everything runs); full: medians of 5 repeats
     repeats, steps = (1, 1) if quick else (5, 3)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
