@@ -201,6 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints", help="slim best checkpoints")
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--iw-samples", type=int, default=40, help="importance samples for the log-likelihood")
+    p.add_argument("--eval-rows", type=int, default=128,
+                   help="sequences x samples per evaluation batch (memory grows with rows x piece length)")
     p.add_argument("--max-steps", type=int, default=0, help="override train.max_steps of every model (0: config's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every model")
     p.add_argument("--resume", action="store_true", help="continue training runs found in --work")
@@ -232,9 +234,12 @@ def main(argv=None) -> int:
                     raise VrnnError(f"{ckpt}: no checkpoint; train it first (run without --eval-only)")
                 info_path = ckpt.with_suffix(".json")
                 info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-                r = evaluate_checkpoint(ckpt, split="test", iw_samples=args.iw_samples, data_source=str(sources[d]))
+                t1 = time.perf_counter()
+                r = evaluate_checkpoint(ckpt, split="test", iw_samples=args.iw_samples, data_source=str(sources[d]),
+                                        batch_size=max(1, args.eval_rows // args.iw_samples))
+                info["eval_seconds"] = time.perf_counter() - t1
                 print(f"{d:16s} {m:18s} ELBO {r['elbo']['per_step_total']:8.3f}  log-lik {r['log_likelihood']['per_step_total']:8.3f}"
-                      f" nats/step (total/total)", flush=True)
+                      f" nats/step (total/total); evaluated in {info['eval_seconds']:.0f} s", flush=True)
                 reports.setdefault(d, {})[m] = (r, info)
         write_results(reports, args, time.perf_counter() - t0)
     except VrnnError as e:
