@@ -9,6 +9,21 @@ from .models import SequenceModel
 from .objectives import sequence_elbo, sequence_iw_log_likelihood, summarize
 
 EVAL_SEED = 1234  # evaluation draws its own noise: the same checkpoint always gives the same numbers
+MAX_ROW_STEPS = 1 << 17  # (sequences x samples x steps) per evaluation batch: bounds memory on long pieces
+
+
+def length_batches(lengths: list[int], batch_size: int, samples: int, max_row_steps: int = MAX_ROW_STEPS):
+    """Indices in order of length, cut into batches of at most ``batch_size`` sequences whose
+    padded size (sequences x samples x longest length) stays within ``max_row_steps``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * samples * lengths[i] > max_row_steps):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 @torch.no_grad()
@@ -16,17 +31,15 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
                     seed: int = EVAL_SEED, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units.
 
-    Sequences are batched in order of length to keep padding small; results come back in
-    the input order.
+    Sequences are batched in order of length to keep padding small (and within
+    :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order.
     """
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     k = iw_samples if model.z_dim else 1
     n = len(seqs)
-    order = sorted(range(n), key=lambda i: len(seqs[i]))
     elbo, ll, kl = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
-    for s in range(0, n, batch_size):
-        idx = order[s:s + batch_size]
+    for idx in length_batches([len(a) for a in seqs], batch_size, k):
         x, mask = pad_batch([seqs[i] for i in idx], device)
         terms = model(x, mask, samples=k, generator=gen)
         elbo[idx] = sequence_elbo(terms).double().cpu()
