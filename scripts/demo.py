@@ -36,7 +36,7 @@ def hardware() -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| model | parameters | steps | train time | test ELBO | test log-likelihood | log-likelihood method | log-lik − ELBO |\n"
+    head = ("| model | parameters | best step | train time | test ELBO | test log-likelihood | log-likelihood method | log-lik − ELBO |\n"
             "|---|---:|---:|---:|---:|---:|---|---:|\n")
     body = ""
     for r in rows:

@@ -54,6 +54,7 @@ class TrainConfig:
     kl_warmup_steps: int = 0
     eval_every: int = 200  # steps between validation evaluations (and checkpoints)
     patience: int = 10  # evaluations without a better validation ELBO before stopping
+    max_minutes: float = 0.0  # wall-clock budget, checked at evaluations; 0 = none (resume is then not exact)
     eval_batch_size: int = 128
     tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
     # per chunk, the model's final state carried (detached) across chunks; 0 = off. Steps count batches.

@@ -153,7 +153,7 @@ class FitResult:
     out: Path
     steps: int
     best_valid_elbo: float  # nats per step (total over total steps), model units
-    stopped: str  # max_steps | early_stopping
+    stopped: str  # max_steps | early_stopping | time_budget
     model: SequenceModel
 
 
@@ -327,6 +327,11 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 if bad_evals >= tc.patience:
                     stopped = "early_stopping"
                     break
+                if tc.max_minutes > 0:  # a wall-clock budget, checked at evaluations (rank 0 decides)
+                    over = float(elapsed >= 60 * tc.max_minutes)
+                    if (_broadcast_value(over, device) if dd.world > 1 else over) > 0:
+                        stopped = "time_budget"
+                        break
         if dd.world > 1:
             torch.distributed.barrier()  # rank 0's checkpoints are on disk before any rank returns
     finally:

@@ -1,0 +1,106 @@
+"""Time to quality: SRNN (smooth + Res_q) on the SRNN paper's JSB arrays against wall-clock time.
+
+Trains configs/srnn-polyphonic.toml on ``jsb.npz`` through the library's trainer in
+segments of ``--segment`` steps (each a ``--resume`` of the same run, which continues
+exactly), and after every segment evaluates the test ELBO. The training clock counts
+training, validation and checkpointing, not the test evaluations. Stops after
+``--minutes`` of training. Writes the curve as PNG and JSON, and a markdown summary.
+
+    python benchmarks/time_to_quality.py --minutes 15
+
+Target (issue 6): test ELBO >= -4.74 nats per time step (SRNN Table 2; total over total steps,
+SRNN-array framing) within 15 minutes on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from vrnn.api import evaluate_checkpoint  # noqa: E402
+from vrnn.config import load_config  # noqa: E402
+from vrnn.train import fit  # noqa: E402
+
+TARGET = -4.74  # SRNN Table 2, JSB, smooth + Res_q, ELBO in nats per time step
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "polyphonic" / "srnn" / "jsb.npz")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "srnn-polyphonic.toml")
+    ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    ap.add_argument("--minutes", type=float, default=15.0, help="training budget (wall clock)")
+    ap.add_argument("--segment", type=int, default=250, help="training steps between test evaluations")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "time_to_quality")
+    ap.add_argument("--out", type=Path, default=HERE / "time_to_quality")
+    args = ap.parse_args()
+    if not args.data.is_file():
+        print(f"time_to_quality: {args.data} not found; pass --data PATH/jsb.npz", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    curve, trained, step = [], 0.0, 0
+    while trained < 60 * args.minutes:
+        step += args.segment
+        cfg = load_config(args.config, [f"data.source={args.data}", f"train.max_steps={step}",
+                                        f"train.eval_every={args.segment}", "train.patience=1000000", *args.set])
+        t0 = time.perf_counter()
+        fit(cfg, args.work, resume=step > args.segment, overwrite=step == args.segment, progress=False)
+        trained += time.perf_counter() - t0
+        r = evaluate_checkpoint(args.work / "last.pt", split="test", iw_samples=1)
+        point = {"train_seconds": trained, "step": step, "test_elbo_per_step_total": r["elbo"]["per_step_total"],
+                 "test_elbo_per_step_mean_of_sequences": r["elbo"]["per_step_mean_of_sequences"]}
+        curve.append(point)
+        print(json.dumps(point), flush=True)
+    reached = next((p for p in curve if p["test_elbo_per_step_total"] >= TARGET), None)
+    hardware = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+                f"torch {torch.__version__}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "curve.json").write_text(json.dumps({"curve": curve, "target": TARGET, "hardware": hardware,
+                                                     "config": str(args.config.relative_to(ROOT)),
+                                                     "overrides": args.set}, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot([p["train_seconds"] / 60 for p in curve], [p["test_elbo_per_step_total"] for p in curve], "o-",
+            label="SRNN (smooth + Res_q), test ELBO")
+    ax.axhline(TARGET, color="grey", ls="--", label=f"SRNN paper: {TARGET}")
+    ax.set_xlabel("training wall-clock time (minutes)")
+    ax.set_ylabel("test ELBO (nats per time step)")
+    ax.set_title("JSB (SRNN arrays), time to quality")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out / "curve.png")
+    best = max(curve, key=lambda p: p["test_elbo_per_step_total"])
+    verdict = (f"reached {TARGET} after {reached['train_seconds'] / 60:.1f} min (step {reached['step']})" if reached
+               else f"did not reach {TARGET} in {args.minutes:g} min; best {best['test_elbo_per_step_total']:.3f} "
+                    f"at step {best['step']} (gap {TARGET - best['test_elbo_per_step_total']:.3f} nats per step)")
+    md = (f"# Time to quality: SRNN on JSB (SRNN arrays)\n\nTest ELBO in nats per time step (total over total steps; "
+          f"SRNN-array framing, 77 test pieces, 9,396 steps) against training wall-clock time (training, validation, "
+          f"checkpoints; not the test evaluations). Config `{args.config.relative_to(ROOT)}`"
+          f"{' with ' + ', '.join(args.set) if args.set else ''}; {hardware}.\n\n**Result:** {verdict}.\n\n"
+          "| minutes | step | test ELBO (total/total) | test ELBO (mean of pieces) |\n|---:|---:|---:|---:|\n"
+          + "".join(f"| {p['train_seconds'] / 60:.1f} | {p['step']} | {p['test_elbo_per_step_total']:.3f} | "
+                    f"{p['test_elbo_per_step_mean_of_sequences']:.3f} |\n" for p in curve)
+          + "\n![curve](time_to_quality/curve.png)\n\nProduced by `python benchmarks/time_to_quality.py "
+          f"--minutes {args.minutes:g}`.\n")
+    (HERE / "TIME_TO_QUALITY.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
