@@ -2,7 +2,7 @@
 
 This is how public implementations of the VRNN (Chung et al. 2015) and its family write
 the model: at each step t, φx(x_t), the encoder, the prior, the sample, φz(z_t), the
-decoder, log p(x_t | ·), the KL term and an ``nn.LSTMCell`` on cat([φx(x_t), φz(z_t)])
+decoder, log p(x_t | ·), the KL term and PyTorch's LSTM cell on cat([φx(x_t), φz(z_t)])
 all run inside the loop. It is the baseline of ``vrnn bench`` and the "plain path" of
 the equivalence test (tests/test_fastpath.py).
 
@@ -42,16 +42,19 @@ class ReferenceVRNN(nn.Module):
         n = x.shape[0]
         h = x.new_zeros(n, cfg.hidden)
         c = h.clone()
-        lstm = isinstance(m.cell, nn.LSTMCell)
+        lstm = m.cell.kind == "lstm"
+        w_ih, w_hh, b_ih, b_hh = m.cell.weight_ih(), m.cell.weight_hh, m.cell.bias_ih, m.cell.bias_hh
         log_px, kl = [], []
         for t in range(T):
             x_t = x[:, t]
             phi_x = m.phi_x(x_t)
             enc = m.enc(phi_x, h)  # φ_enc(φx(x_t), h_{t-1}), eq. 9
-            q_loc, q_scale = m.enc_loc(enc), positive_scale(m.enc_scale(enc), cfg.min_scale)
+            q_loc, q_raw = m.enc_head(enc).chunk(2, -1)
+            q_scale = positive_scale(q_raw, cfg.min_scale)
             if cfg.prior == "conditional":  # φ_prior(h_{t-1}), eq. 5
                 pri = m.prior_net(h)
-                p_loc, p_scale = m.prior_loc(pri), positive_scale(m.prior_scale(pri), cfg.min_scale)
+                p_loc, p_raw = m.prior_head(pri).chunk(2, -1)
+                p_scale = positive_scale(p_raw, cfg.min_scale)
             else:  # VRNN-I
                 p_loc, p_scale = torch.zeros_like(q_loc), torch.ones_like(q_scale)
             eps = torch.randn(q_loc.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -63,10 +66,10 @@ class ReferenceVRNN(nn.Module):
             kl_t = kl_divergence(diag_gaussian(q_loc, q_scale), diag_gaussian(p_loc, p_scale))
             kl.append(torch.where(mask[:, t], kl_t, zero))
             u = torch.cat([phi_x, phi_z], -1)  # eq. 7
-            if lstm:
-                h, c = m.cell(u, (h, c))
+            if lstm:  # PyTorch's own cell kernels (what nn.LSTMCell / nn.GRUCell call)
+                h, c = torch.lstm_cell(u, (h, c), w_ih, w_hh, b_ih, b_hh)
             else:
-                h = m.cell(u, h)
+                h = torch.gru_cell(u, h, w_ih, w_hh, b_ih, b_hh)
         return (torch.stack(log_px, 1).view(samples, B, T), torch.stack(kl, 1).view(samples, B, T))
 
     def loss(self, x, mask=None, generator=None, kl_weight: float = 1.0) -> torch.Tensor:

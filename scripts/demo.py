@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,12 +25,11 @@ sys.path.insert(0, str(ROOT))
 from vrnn import evaluate_checkpoint, load_config, sample_checkpoint  # noqa: E402
 from vrnn.data.recipes import prepare  # noqa: E402
 from vrnn.train import fit  # noqa: E402
+from vrnn.bench import describe_hardware as hardware  # noqa: E402
 
 MODELS = ["rnn", "vrnn-i", "vrnn"]
 
 
-def hardware() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def table(rows: list[dict]) -> str:

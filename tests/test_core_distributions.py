@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.distributions import Independent, Normal, kl_divergence
+from torch.distributions import kl_divergence
 
 from vrnn.config import EmissionConfig
 from vrnn.emissions import EMISSIONS, build_emission, diag_gaussian

@@ -7,7 +7,6 @@ the same steps as one process on the same global batches; the VRNN run checks th
 ranks stay identical and that their noise streams differ.
 """
 import json
-import os
 import socket
 
 import numpy as np

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from torch.distributions import Normal, kl_divergence
 from .checkpoint import load_model
 from .errors import VrnnError
 from .models import SequenceModel
-from .outputs import check_writable
+from .outputs import check_writable, pyplot, save_figure
 
 
 @torch.no_grad()
@@ -104,25 +103,12 @@ def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Pat
     return res
 
 
-def _plt():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    _plt().close(fig)
-    os.replace(tmp, path)
 
 
 def fig2_png(path: Path, res: dict, title: str = "") -> None:
     """δ_t (top), the KL of each latent dimension per step (middle), the waveform (bottom), one time axis."""
-    plt = _plt()
+    plt = pyplot()
     T, Z = res["kl"].shape
     frame = len(res["wave"]) // T
     rate = res.get("rate")
@@ -144,7 +130,7 @@ def fig2_png(path: Path, res: dict, title: str = "") -> None:
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: float = 2.0, zoom: float = 0.05,
@@ -183,7 +169,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
             rows["training data"] = train[:need]
         x = sample(model, steps_for_seconds(meta, seconds), 1, norm, seed)
         rows[f"{model.display_name} sample"] = x[0].reshape(-1)[: int(round(seconds * rate))]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), 2, figsize=(12, 1.8 * len(rows)), dpi=100, squeeze=False,
                              gridspec_kw={"width_ratios": [3, 1]})
     for r, (label, wave) in enumerate(rows.items()):
@@ -202,6 +188,6 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     axes[0, 1].set_title("zoomed")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _save(fig, out)
+    save_figure(fig, out)
     return rows
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import math
 import os
 import platform
 import resource
@@ -344,6 +343,13 @@ def hardware(device) -> dict:
     if torch.device(device).type == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
+
+
+def describe_hardware(device="cpu") -> str:
+    """One line for a results table: CPU, cores, torch and its threads (and the GPU, if used)."""
+    h = hardware(device)
+    text = f"{h['cpu']}, {h['cpu_count']} logical CPUs, torch {h['torch']} ({h['threads']} threads)"
+    return text + (f", GPU {h['gpu']}" if "gpu" in h else "")
 
 
 def run_bench(device="cpu", quick: bool = False, configs: list[str] | None = None, memory: bool = True,

@@ -57,13 +57,28 @@ def write_midi(path: Path, roll: np.ndarray, step_seconds: float = 0.5, velocity
     os.replace(tmp, path)
 
 
-def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
-    """A piano roll (T, 88) as a PNG: time across, MIDI pitch up."""
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported on first use: no import-time side effects)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG atomically (temporary file + rename) and close it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, format="png")
+    pyplot().close(fig)
+    os.replace(tmp, path)
+
+
+def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
+    """A piano roll (T, 88) as a PNG: time across, MIDI pitch up."""
+    plt = pyplot()
     rows = np.nonzero(roll.any(0))[0]
     lo, hi = (rows.min(), rows.max()) if len(rows) else (0, roll.shape[1] - 1)
     lo, hi = max(0, lo - 3), min(roll.shape[1] - 1, hi + 3)
@@ -75,10 +90,7 @@ def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 SAMPLE_WRITERS: dict = {}  # data kind -> (extensions, write(paths, x, meta, title))

@@ -6,22 +6,13 @@ across a pen lift. y points down, as in the data.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .data.strokes import stroke3_to_strokes
-from .outputs import sample_writer
+from .outputs import pyplot, sample_writer, save_figure
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def draw_strokes(ax, x: np.ndarray, linewidth: float = 1.5, color: str = "black") -> None:
@@ -41,7 +32,7 @@ def draw_strokes(ax, x: np.ndarray, linewidth: float = 1.5, color: str = "black"
 
 def strokes_grid_png(path: Path, columns: list[tuple[str, list[np.ndarray]]], cell: float = 1.3) -> None:
     """A grid of drawings: one titled column per entry of ``columns`` (title, drawings)."""
-    plt = _plt()
+    plt = pyplot()
     rows = max(len(d) for _, d in columns)
     fig, axes = plt.subplots(rows, len(columns), figsize=(cell * len(columns), cell * rows), dpi=100, squeeze=False)
     for j, (title, drawings) in enumerate(columns):
@@ -53,12 +44,12 @@ def strokes_grid_png(path: Path, columns: list[tuple[str, list[np.ndarray]]], ce
             else:
                 ax.axis("off")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def strokes_png(path: Path, drawings: np.ndarray, title: str = "") -> None:
     """Drawings (n, T, 3) as one PNG: a single drawing, or a near-square grid of them."""
-    plt = _plt()
+    plt = pyplot()
     n = len(drawings)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -72,15 +63,9 @@ def strokes_png(path: Path, drawings: np.ndarray, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    _plt().close(fig)
-    os.replace(tmp, path)
 
 
 @sample_writer("strokes", [".png"])

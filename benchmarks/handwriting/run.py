@@ -22,13 +22,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -40,6 +37,7 @@ from vrnn.config import load_config  # noqa: E402
 from vrnn.data import data_dir  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.train import fit  # noqa: E402
+from vrnn.bench import describe_hardware as hardware  # noqa: E402
 
 # name -> paper row label
 MODELS = {"rnn-gauss": "RNN-Gauss", "rnn-gmm": "RNN-GMM", "vrnn-i-gauss": "VRNN-I-Gauss",
@@ -52,19 +50,6 @@ PUBLISHED = {"rnn-gauss": (None, 1016), "rnn-gmm": (None, 1358), "vrnn-i-gauss":
              "vrnn-gauss": (1337, 1354), "vrnn-gmm": (1384, 1384)}
 
 
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def ensure_data(source: Path | None) -> str:

@@ -26,13 +26,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -42,6 +39,7 @@ from vrnn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vrnn.config import apply_overrides, config_from_dict, read_config_file  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.train import fit  # noqa: E402
+from vrnn.bench import describe_hardware as hardware  # noqa: E402
 
 # name -> (label, config file, overrides)
 MODELS = {
@@ -80,19 +78,6 @@ PUBLISHED = [
 ]
 
 
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def model_config(name: str, source: Path, overrides: list[str]):

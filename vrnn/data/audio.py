@@ -234,12 +234,9 @@ def write_wav(path: Path, wave: np.ndarray, rate: int) -> None:
 
 def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> None:
     """The waveform against time in seconds."""
-    import os
+    from ..outputs import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = np.arange(len(wave)) / rate
     fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
@@ -250,7 +247,4 @@ def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> No
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

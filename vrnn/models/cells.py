@@ -2,8 +2,8 @@
 
 The input-to-hidden product W_ih·u + b_ih of a recurrent cell does not depend on the
 previous step, so models compute it for all steps at once and pass it in as ``gx``;
-only the hidden-to-hidden product stays in the loop. Parameters live in an
-``nn.LSTMCell``/``nn.GRUCell`` so the math is exactly PyTorch's.
+only the hidden-to-hidden product stays in the loop. Gate order and equations are
+PyTorch's, so the math is exactly that of ``nn.LSTMCell``/``nn.GRUCell``.
 """
 from __future__ import annotations
 
@@ -22,9 +22,37 @@ def make_cell(kind: str, in_features: int, hidden: int) -> nn.Module:
     return CELLS[kind](in_features, hidden)
 
 
-def input_projection(cell: nn.Module, u: torch.Tensor, lo: int, hi: int, bias: bool) -> torch.Tensor:
-    """The share of W_ih·u (+ b_ih) from input columns [lo, hi) of the cell."""
-    return F.linear(u, cell.weight_ih[:, lo:hi], cell.bias_ih if bias else None)
+class SplitInputCell(nn.Module):
+    """An LSTM or GRU cell whose input is the concatenation [u_0, u_1, ...] of several parts,
+    with one block of W_ih per part.
+
+    ``project(i, u_i)`` is part i's share of W_ih·u (+ b_ih for part 0), so a part known for
+    every step in advance is projected outside the loop. Keeping the blocks as separate
+    parameters (rather than slicing one W_ih inside the loop) spares the backward pass a
+    full-size gradient per step. Initialised exactly like ``nn.LSTMCell``/``nn.GRUCell`` on the
+    concatenated input; ``weight_ih()`` returns the concatenated matrix for PyTorch's own cells.
+    """
+
+    def __init__(self, kind: str, in_sizes: list[int], hidden: int):
+        super().__init__()
+        base = make_cell(kind, sum(in_sizes), hidden)  # PyTorch's initialisation
+        self.kind, self.hidden_size = kind, hidden
+        self.weight_ih_parts = nn.ParameterList(nn.Parameter(w.detach().clone())
+                                                for w in base.weight_ih.split(in_sizes, 1))
+        self.bias_ih, self.weight_hh, self.bias_hh = base.bias_ih, base.weight_hh, base.bias_hh
+
+    def project(self, i: int, u: torch.Tensor) -> torch.Tensor:
+        return F.linear(u, self.weight_ih_parts[i], self.bias_ih if i == 0 else None)
+
+    def step(self, gx: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return cell_step(gx, state, self.weight_hh, self.bias_hh)
+
+    def weight_ih(self) -> torch.Tensor:
+        return torch.cat(list(self.weight_ih_parts), 1)
+
+    def zero_state(self, ref: torch.Tensor, batch: int) -> tuple[torch.Tensor, ...]:
+        h = ref.new_zeros(batch, self.hidden_size)
+        return (h, h.clone()) if self.kind == "lstm" else (h,)
 
 
 def cell_step(gx: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
@@ -45,11 +73,6 @@ def cell_step(gx: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torc
     r, u = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
     return ((1 - u) * n + u * h,)
-
-
-def zero_state(cell: nn.Module, ref: torch.Tensor, batch: int) -> tuple[torch.Tensor, ...]:
-    h = ref.new_zeros(batch, cell.hidden_size)
-    return (h, h.clone()) if isinstance(cell, nn.LSTMCell) else (h,)
 
 
 def flip_padded(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
@@ -27,7 +26,7 @@ from ..emissions import build_emission, positive_scale
 from ..errors import VrnnError
 from ..nets import SplitMLP, mlp
 from .base import SequenceModel
-from .cells import cell_step, input_projection, make_cell, zero_state
+from .cells import SplitInputCell
 
 
 @dataclass(frozen=True)
@@ -56,52 +55,53 @@ class VRNN(SequenceModel):
         self.phi_x = mlp(cfg.x_dim, W, cfg.layers)
         self.phi_z = mlp(Z, W, cfg.layers)
         self.enc = SplitMLP([W, H], W, cfg.layers)  # φ_enc(φx(x_t), h_{t-1})
-        self.enc_loc, self.enc_scale = nn.Linear(W, Z), nn.Linear(W, Z)
+        self.enc_head = nn.Linear(W, 2 * Z)  # [μ_z, raw σ_z]
         if cfg.prior == "conditional":
             self.prior_net = mlp(H, W, cfg.layers)
-            self.prior_loc, self.prior_scale = nn.Linear(W, Z), nn.Linear(W, Z)
+            self.prior_head = nn.Linear(W, 2 * Z)  # [μ_0, raw σ_0]
         self.dec = mlp(W + H, W, cfg.layers)  # φ_dec(φz(z_t), h_{t-1})
         self.out = build_emission(cfg.emission, W, cfg.x_dim)
-        self.cell = make_cell(cfg.rnn, 2 * W, H)  # input [φx(x_t), φz(z_t)]
+        self.cell = SplitInputCell(cfg.rnn, [W, W], H)  # input [φx(x_t), φz(z_t)]
 
     def encode(self, x, carry, mask=None):  # causal: the mask is not needed
-        W = self.cfg.width
         phi_x = self.phi_x(x)  # (B, T, W)
         ctx = {
             "enc_x": self.enc.first_layer(0, phi_x),  # φx's share of the encoder's first layer
-            "rnn_x": input_projection(self.cell, phi_x, 0, W, bias=True),  # φx's share of W_ih·u + b_ih
+            "rnn_x": self.cell.project(0, phi_x),  # φx's share of W_ih·u + b_ih
         }
-        state = carry if carry is not None else zero_state(self.cell, x, x.shape[0])
+        state = carry if carry is not None else self.cell.zero_state(x, x.shape[0])
         return ctx, state
 
     def posterior(self, state, ctx_t):
         feat = self.enc.finish(ctx_t["enc_x"] + self.enc.first_layer(1, state[0]))
-        return self.enc_loc(feat), positive_scale(self.enc_scale(feat), self.cfg.min_scale)
+        return self._gaussian(self.enc_head(feat))
 
     def embed_z(self, z):
         return {"phi_z": self.phi_z(z)}
 
     def transition(self, state, ez, ctx_t):
-        W = self.cfg.width
-        gx = ctx_t["rnn_x"] + input_projection(self.cell, ez["phi_z"], W, 2 * W, bias=False)
-        return cell_step(gx, state, self.cell.weight_hh, self.cell.bias_hh)
+        return self.cell.step(ctx_t["rnn_x"] + self.cell.project(1, ez["phi_z"]), state)
 
     def prior(self, s, ctx):
         if self.cfg.prior == "independent":
             shape = s.shape[:-1] + (self.z_dim,)
             return s.new_zeros(shape), s.new_ones(shape)
         feat = self.prior_net(s)
-        return self.prior_loc(feat), positive_scale(self.prior_scale(feat), self.cfg.min_scale)
+        return self._gaussian(self.prior_head(feat))
+
+    def _gaussian(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, raw = out.chunk(2, -1)
+        return loc, positive_scale(raw, self.cfg.min_scale)
 
     def emission(self, s, ez, ctx):
         return self.out(self.dec(torch.cat([ez["phi_z"], s], -1)))
 
     def initial_state(self, ref, batch):
-        return zero_state(self.cell, ref, batch)
+        return self.cell.zero_state(ref, batch)
 
     def embed_x(self, x):
         phi_x = self.phi_x(x)
-        return {"rnn_x": input_projection(self.cell, phi_x, 0, self.cfg.width, bias=True)}
+        return {"rnn_x": self.cell.project(0, phi_x)}
 
     @property
     def display_name(self):
