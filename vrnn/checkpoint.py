@@ -27,6 +27,19 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
+
+
+def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None) -> int:
+    """Copy ``src`` keeping only what evaluation and sampling need (no optimiser or RNG
+    state), plus ``extra`` entries; returns the new file's size in bytes."""
+    ckpt = load_checkpoint(src)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(dest, {**{k: ckpt[k] for k in EVAL_KEYS if k in ckpt}, **(extra or {})})
+    return dest.stat().st_size
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

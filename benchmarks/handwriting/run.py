@@ -32,7 +32,7 @@ ROOT = HERE.parents[1]
 SHARED_NPZ = ROOT.parent / "shared" / "data" / "handwriting" / "omniglot_stroke3.npz"
 
 from vrnn.api import evaluate_checkpoint  # noqa: E402
-from vrnn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vrnn.checkpoint import export_checkpoint, load_checkpoint  # noqa: E402
 from vrnn.config import load_config  # noqa: E402
 from vrnn.data import data_dir  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
@@ -68,13 +68,9 @@ def ensure_data(source: Path | None) -> str:
 
 
 def slim_copy(best: Path, dest: Path, info: dict) -> None:
-    """best.pt without the optimiser state: it evaluates and samples, and stays under 10 MB."""
-    ckpt = load_checkpoint(best)
-    keep = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dest, {k: ckpt[k] for k in keep if k in ckpt})
+    """best.pt without the optimiser state (it evaluates and samples, and stays under 10 MB), and a .json of its run."""
+    size = export_checkpoint(best, dest) / 2 ** 20
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
-    size = dest.stat().st_size / 2 ** 20
     if size > 10:
         print(f"warning: {dest} is {size:.1f} MB, over the 10 MB limit for committed checkpoints", file=sys.stderr)
 

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 from vrnn.api import evaluate_checkpoint  # noqa: E402
-from vrnn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vrnn.checkpoint import export_checkpoint, load_checkpoint  # noqa: E402
 from vrnn.config import apply_overrides, config_from_dict, read_config_file  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.train import fit  # noqa: E402
@@ -88,13 +88,9 @@ def model_config(name: str, source: Path, overrides: list[str]):
 
 
 def slim_copy(best: Path, dest: Path, info: dict) -> None:
-    """best.pt without the optimiser state (a checkpoint that evaluates and samples, ≤ 10 MB here)."""
-    ckpt = load_checkpoint(best)
-    keep = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dest, {k: ckpt[k] for k in keep if k in ckpt})
+    """best.pt without the optimiser state (it evaluates and samples, and stays under 10 MB), and a .json of its run."""
+    size = export_checkpoint(best, dest) / 2 ** 20
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
-    size = dest.stat().st_size / 2 ** 20
     if size > 10:
         print(f"warning: {dest} is {size:.1f} MB, over the 10 MB limit for committed checkpoints", file=sys.stderr)
 

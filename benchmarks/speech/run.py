@@ -29,7 +29,6 @@ import dataclasses
 import datetime
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -41,7 +40,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
-from vrnn.checkpoint import load_checkpoint, load_model  # noqa: E402
+from vrnn.checkpoint import export_checkpoint, load_model  # noqa: E402
 from vrnn.config import DataConfig, load_config  # noqa: E402
 from vrnn.data import load_dataset  # noqa: E402
 from vrnn.data.recipes import prepare  # noqa: E402
@@ -95,15 +94,7 @@ def train_with_budget(cfg, data, out: Path, minutes: float, quiet: bool):
 
 def slim_copy(best: Path, dest: Path, info: dict) -> int:
     """The best checkpoint without optimiser and RNG state: what evaluation and sampling need."""
-    ckpt = load_checkpoint(best)
-    keep = {k: ckpt[k] for k in ("format", "version", "config", "model", "normalizer", "data_meta", "step",
-                                 "best_valid_elbo", "elapsed") if k in ckpt}
-    keep["benchmark"] = info
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    torch.save(keep, tmp)
-    os.replace(tmp, dest)
-    return dest.stat().st_size
+    return export_checkpoint(best, dest, {"benchmark": info})
 
 
 def check_data_matches(ckpt_meta: dict, data_meta: dict, where: str) -> None:
