@@ -7,7 +7,7 @@ import torch
 from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_model
 from vrnn.errors import TrainingDiverged, VrnnError
-from vrnn.train import epoch_order, fit, kl_weight
+from vrnn.train import epoch_order, fit, kl_weight, learning_rate
 
 from conftest import tiny_config
 
@@ -17,6 +17,13 @@ def test_kl_weight_is_a_pure_linear_warm_up():
     assert kl_weight(50, 0.2, 100) == pytest.approx(0.6)
     assert kl_weight(100, 0.2, 100) == kl_weight(10_000, 0.2, 100) == 1.0
     assert kl_weight(0, 0.0, 0) == 1.0
+
+
+def test_learning_rate_is_constant_then_halves_every_half_life():
+    assert learning_rate(0, 1e-3, 100, 50.0) == learning_rate(100, 1e-3, 100, 50.0) == 1e-3
+    assert learning_rate(150, 1e-3, 100, 50.0) == pytest.approx(5e-4)
+    assert learning_rate(200, 1e-3, 100, 50.0) == pytest.approx(2.5e-4)
+    assert learning_rate(10_000, 1e-3, 0, 0.0) == 1e-3  # no half-life: constant
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
@@ -38,11 +45,10 @@ def test_checkpoint_round_trip_reproduces_eval_exactly(tmp_path, real_npz):
 
 
 def test_stopped_and_resumed_run_reaches_the_same_parameters(tmp_path, real_npz):
-    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=8, eval_every=2, kl_start=0.2,
-                      kl_warmup_steps=5)
+    schedule = {"kl_start": 0.2, "kl_warmup_steps": 5, "lr_decay_start": 3, "lr_half_life": 2.0}
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=8, eval_every=2, **schedule)
     straight = fit(cfg, tmp_path / "a", progress=False).model
-    half = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=4, eval_every=2, kl_start=0.2,
-                       kl_warmup_steps=5)
+    half = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=4, eval_every=2, **schedule)
     fit(half, tmp_path / "b", progress=False)
     resumed = fit(cfg, tmp_path / "b", resume=True, progress=False).model
     for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):

@@ -27,6 +27,7 @@ VARIANTS = {
     "srnn-smooth": ("srnn", {"posterior": "smooth", "res_q": False}),
     "srnn-filter-resq": ("srnn", {"posterior": "filter", "res_q": True}),
     "srnn-filter": ("srnn", {"posterior": "filter", "res_q": False}),
+    "srnn-smooth-resq-embed": ("srnn", {"posterior": "smooth", "res_q": True, "embed_layers": 2}),
     "dmm-smooth": ("dmm", {"posterior": "smooth"}),
     "dmm-filter": ("dmm", {"posterior": "filter"}),
     "dmm-filter-lstm": ("dmm", {"posterior": "filter", "rnn": "lstm"}),
@@ -113,8 +114,11 @@ def test_res_q_kl_does_not_depend_on_the_predicted_prior_mean(res_q):
         for t in range(T):  # the hooks the loop calls at step t, at arbitrary z_{t-1}
             ctx_t = {k: v[:, t] for k, v in ctx.items()}
             state = (z_prev[:, t], None, None)
-            q = diag_gaussian(*model.posterior(state, ctx_t))
-            p = diag_gaussian(*model.prior(model.summary(state), ctx_t))
+            q_loc, q_scale, *prior = model.posterior(state, ctx_t)
+            p_loc, p_scale = model.prior(model.summary(state), ctx_t)
+            if prior:  # the prior the posterior formed on the way (what the loop uses) is the prior hook's
+                torch.testing.assert_close(tuple(prior), (p_loc, p_scale))
+            q, p = diag_gaussian(q_loc, q_scale), diag_gaussian(p_loc, p_scale)
             kls.append(kl_divergence(q, p))
         return torch.stack(kls, 1)
 
@@ -146,10 +150,10 @@ def test_truncated_bptt_carry_equals_one_run_over_the_whole_sequence(variant):
     assert any(not torch.equal(a, b) for a, b in zip(first.carry, model.initial_state(x, 3)))
 
 
-@pytest.mark.parametrize("posterior", ["smooth", "filter"])
-def test_srnn_generation_step_matches_the_fused_deterministic_layer(posterior):
+@pytest.mark.parametrize("variant", ["srnn-smooth", "srnn-filter", "srnn-smooth-resq-embed"])
+def test_srnn_generation_step_matches_the_fused_deterministic_layer(variant):
     """pre_step's d_t (one GRU step from x_{t-1}) equals encode's fused nn.GRU over the sequence."""
-    model = make(f"srnn-{posterior}", "bernoulli", x_dim=5)
+    model = make(variant, "bernoulli", x_dim=5)
     seqs = random_sequences(2, 5, seed=0, binary=True, lo=8, hi=9)
     x, mask = pad_batch(seqs)
     x = x.double()
@@ -215,6 +219,29 @@ def test_trainer_with_chunks_as_long_as_the_batch_equals_no_truncation(tmp_path)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(pa, pb, msg=name)
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+def test_dropout_acts_in_training_only_and_a_resumed_run_draws_the_same_masks(tmp_path):
+    model = make("srnn-smooth-resq")
+    model = build_model(dataclasses.replace(model.cfg, dropout=0.5, input_dropout=0.3)).double()
+    _, x, mask = batch()
+    noise = torch.randn(x.shape[0], x.shape[1], model.z_dim, dtype=x.dtype)
+    model.eval()
+    a, b = model(x, mask, noise=noise), model(x, mask, noise=noise)
+    assert torch.equal(a.log_px, b.log_px)
+    model.train()
+    c = model(x, mask, noise=noise)
+    assert not torch.allclose(a.log_px, c.log_px)  # masks were drawn
+    data = _fixed_length_data(T=10)
+    cfg = dataclasses.replace(_srnn_cfg(max_steps=4, eval_every=2), model=dataclasses.replace(
+        _srnn_cfg().model, dropout=0.3, input_dropout=0.2))
+    straight = fit(cfg, tmp_path / "a", progress=False, data=data).model
+    fit(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=2)), tmp_path / "b", progress=False,
+        data=data)
+    torch.manual_seed(1234)  # whatever the global generator holds now, resume restores the run's own state
+    resumed = fit(cfg, tmp_path / "b", resume=True, progress=False, data=data).model
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), f"{name} differs after resume"
 
 
 # ---- configs and the command line ----------------------------------------------------------------------

@@ -48,6 +48,8 @@ class TrainConfig:
     batch_size: int = 64
     length_pool: int = 4  # batches per length-sorted pool (less padding); 1 = plain random batches
     lr: float = 1e-3
+    lr_decay_start: int = 0  # steps at the full learning rate before it decays; 0 with lr_half_life 0 = constant
+    lr_half_life: float = 0.0  # steps over which the learning rate halves after lr_decay_start; 0 = no decay
     max_steps: int = 2000
     clip_norm: float = 10.0  # gradient-norm clipping before every optimiser step; 0 disables
     kl_start: float = 1.0  # KL weight at step 0, raised linearly to 1 over kl_warmup_steps

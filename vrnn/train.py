@@ -2,7 +2,8 @@
 
 Every source of randomness is a function of the config's seed and the step:
 the data order of epoch e is a permutation drawn from seed and e, and the posterior
-noise comes from one generator whose state is saved in every checkpoint. A run
+noise comes from one generator whose state is saved in every checkpoint, as is the
+global generator's (dropout masks; rank 0's under torchrun). A run
 stopped and resumed therefore reaches the same parameters as one that never stopped.
 
 ``torchrun --nproc_per_node=N -m vrnn train ...`` trains on N processes with
@@ -28,6 +29,13 @@ from .errors import TrainingDiverged, VrnnError
 from .evaluate import score_sequences
 from .models import SequenceModel, build_model
 from .objectives import training_loss
+
+
+def learning_rate(step: int, lr: float, decay_start: int, half_life: float) -> float:
+    """Learning rate at ``step``: ``lr`` until ``decay_start``, then halving every ``half_life`` steps."""
+    if half_life <= 0 or step <= decay_start:
+        return lr
+    return lr * 0.5 ** ((step - decay_start) / half_life)
 
 
 def kl_weight(step: int, start: float, warmup_steps: int) -> float:
@@ -222,13 +230,15 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        for group in opt.param_groups:  # the learning rate is the config's, not the checkpoint's
-            group["lr"] = tc.lr
         rngs = ckpt.get("rng_ranks")
         if rngs is not None and len(rngs) == dd.world:
             noise.set_state(rngs[dd.rank])
         elif dd.main:  # a run resumed with another number of processes: rank 0 keeps its stream
             noise.set_state(ckpt["rng"])
+        if "torch_rng" in ckpt:  # the global generator draws the dropout masks
+            torch.set_rng_state(ckpt["torch_rng"])
+            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         norm = Normalizer(**ckpt["normalizer"])
         step, epoch, pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
         best, bad_evals, elapsed = ckpt["best_valid_elbo"], ckpt["bad_evals"], ckpt["elapsed"]
@@ -256,6 +266,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
                 "rng": noise.get_state(), "rng_ranks": rngs, "world_size": dd.world,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "step": step, "epoch": epoch, "pos": pos,
                 "best_valid_elbo": best, "bad_evals": bad_evals, "elapsed": elapsed}
 
@@ -270,6 +282,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
             if dd.world > 1:  # every rank pads to the global batch's length, so chunks line up across ranks
                 x, mask = _pad_to(x, mask, max(lengths[i] for i in idx), real=bool(dd.shard(idx)))
             beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
+            for group in opt.param_groups:  # a pure function of the step (and the config), so resume is exact
+                group["lr"] = learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
             carry = None  # truncated BPTT: the detached final state of the previous chunk
             for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):  # one optimiser update per chunk
                 if span.start >= max(lengths[i] for i in idx):
@@ -306,6 +320,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 best, bad_evals = (v_elbo, 0) if improved else (best, bad_evals + 1)
                 record = {
                     "step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3), "kl_weight": beta,
+                    "lr": opt.param_groups[0]["lr"],
                     "train_elbo_per_step": sum(s["elbo"] for s in window) / len(window),
                     "train_kl_per_step": sum(s["kl"] for s in window) / len(window),
                     "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": best,

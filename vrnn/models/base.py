@@ -92,8 +92,13 @@ class SequenceModel(nn.Module):
         """The part of s_{t-1} the prior and emission read."""
         return state[0]
 
-    def posterior(self, state: State, ctx_t: Context) -> tuple[torch.Tensor, torch.Tensor]:
-        """Location and scale of q(z_t | s_{t-1}, x)."""
+    def posterior(self, state: State, ctx_t: Context) -> tuple[torch.Tensor, ...]:
+        """Location and scale of q(z_t | s_{t-1}, x).
+
+        A model that computes p(z_t | s_{t-1}) on the way (SRNN's Res_q) returns
+        (q_loc, q_scale, p_loc, p_scale); the loop then keeps that prior instead of
+        computing it again from the stacked states.
+        """
         raise NotImplementedError
 
     def embed_z(self, z: torch.Tensor) -> Context:
@@ -155,7 +160,7 @@ class SequenceModel(nn.Module):
             kl = log_pz = log_qz = zero
             z = q_loc = q_scale = p_loc = p_scale = None
         else:
-            ss, locs, scales, zs, ezs = [], [], [], [], []
+            ss, locs, scales, zs, ezs, priors = [], [], [], [], [], []
             # One view per step from unbind: its backward stacks the T step gradients once,
             # where indexing v[:, t] in the loop would build a zero (B, T, ·) gradient per
             # step (O(T²) time and memory traffic in the backward pass).
@@ -163,7 +168,9 @@ class SequenceModel(nn.Module):
             for t in range(T):
                 ctx_t = {k: v[t] for k, v in steps.items()}
                 ss.append(self.summary(state))
-                loc, scale = self.posterior(state, ctx_t)
+                loc, scale, *prior_t = self.posterior(state, ctx_t)
+                if prior_t:
+                    priors.append(prior_t)
                 eps = _randn_like(loc, generator) if noise is None else noise[:, t]
                 z_t = loc + scale * eps  # reparameterised sample
                 ez_t = self.embed_z(z_t)
@@ -173,7 +180,10 @@ class SequenceModel(nn.Module):
             z = torch.stack(zs, 1)  # (KB, T, Z)
             q_loc, q_scale = torch.stack(locs, 1), torch.stack(scales, 1)
             ez = {k: torch.stack([e[k] for e in ezs], 1) for k in ezs[0]}
-            p_loc, p_scale = self.prior(summaries, ctx)
+            if priors:
+                p_loc, p_scale = (torch.stack(v, 1) for v in zip(*priors))
+            else:
+                p_loc, p_scale = self.prior(summaries, ctx)
             q, p = diag_gaussian(q_loc, q_scale), diag_gaussian(p_loc, p_scale)
             kl, log_pz, log_qz = kl_divergence(q, p), p.log_prob(z), q.log_prob(z)
 

@@ -12,9 +12,15 @@ A deterministic GRU layer d_t feeds a state-space layer z_t (§2, Fig. 1):
     ``posterior = "filter"``  a_t = NN(d_t, x_t), so q sees x_{1:t}
     ``res_q = true``          μ_q,t = μ_p,t + NN(z_{t-1}, a_t): q learns the residual to the prior  (eq. 12)
 
+With ``embed_layers = L > 0`` the GRUs read a learned embedding e(x_t) (L layers of
+``width`` units, shared by u_t and x_t, as in the paper's released code) instead of x_t.
+``dropout`` and ``input_dropout`` (training only) are the released code's dropout on the
+non-recurrent uses of d_t and z_t and on the GRUs' inputs; the paper's model has none.
+
 Since d_{1:T} depends on x only, both GRUs run over the whole sequence as single fused
 calls in :meth:`encode` (the backward one within each sequence's own length); only the
-z-chain runs in the per-step loop of :class:`~vrnn.models.base.SequenceModel`. The
+z-chain runs in the per-step loop of :class:`~vrnn.models.base.SequenceModel` (with
+Res_q the prior is formed there too, once, and the loop reuses it for the KL). The
 hidden layers use the paper's clipped leaky ReLU (leakiness 1/3, clipped at ±3) by
 default; the KL temperature (0.2 → 1 in the paper) is the trainer's ``train.kl_start``
 and ``train.kl_warmup_steps``.
@@ -53,6 +59,12 @@ class SRNNConfig(ModelConfig):
     posterior: str = "smooth"  # smooth | filter
     res_q: bool = True  # eq. 12: posterior mean = prior mean + learned residual
     min_scale: float = 1e-3  # floor on latent standard deviations
+    embed_layers: int = 0  # layers of `width` units embedding x_t before both GRUs, shared by u_t and x_t
+    # (the paper's released code uses 2); 0 = the GRUs read x_t itself
+    dropout: float = 0.0  # training only: dropout on d_t where the prior, posterior and emission read it,
+    # and on z_t where the emission reads it (the recurrences themselves see no dropout)
+    input_dropout: float = 0.0  # training only: dropout on the inputs of the two GRUs (u_t and x_t,
+    # after the embedding when there is one), with independent masks
 
 
 class SRNN(SequenceModel):
@@ -66,16 +78,24 @@ class SRNN(SequenceModel):
             raise VrnnError(f"unknown model.posterior {cfg.posterior!r}; choose one of {list(POSTERIORS)}")
         if min(cfg.layers, cfg.z_dim, cfg.hidden, cfg.a_hidden, cfg.width) < 1:
             raise VrnnError("model.layers, z_dim, hidden, a_hidden and width must all be >= 1")
+        if cfg.embed_layers < 0:
+            raise VrnnError("model.embed_layers must be >= 0 (0: no input embedding)")
+        for name in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(cfg, name) < 1.0:
+                raise VrnnError(f"model.{name} is {getattr(cfg, name)}; use a probability in [0, 1)")
+        self.drop, self.in_drop = nn.Dropout(cfg.dropout), nn.Dropout(cfg.input_dropout)
         activation(cfg.activation)  # fail early on an unknown name
         D, H, A, W, Z, L, act = cfg.x_dim, cfg.hidden, cfg.a_hidden, cfg.width, cfg.z_dim, cfg.layers, cfg.activation
         self.z_dim = Z
-        self.gru = nn.GRU(D, H, batch_first=True)  # d_t = GRU(d_{t-1}, x_{t-1})
+        self.embed = mlp(D, W, cfg.embed_layers, act) if cfg.embed_layers else nn.Identity()  # x_t's features
+        E = W if cfg.embed_layers else D
+        self.gru = nn.GRU(E, H, batch_first=True)  # d_t = GRU(d_{t-1}, x_{t-1})
         self.prior_net = SplitMLP([Z, H], W, L, act)  # NN(z_{t-1}, d_t)
         self.prior_loc, self.prior_scale = nn.Linear(W, Z), nn.Linear(W, Z)
         if cfg.posterior == "smooth":
-            self.a_rnn = nn.GRU(H + D, A, batch_first=True)  # run backwards in time
+            self.a_rnn = nn.GRU(H + E, A, batch_first=True)  # run backwards in time
         else:
-            self.a_net = mlp(H + D, A, 1, act)
+            self.a_net = mlp(H + E, A, 1, act)
         self.post_net = SplitMLP([Z, A], W, L, act)  # NN(z_{t-1}, a_t)
         self.post_loc, self.post_scale = nn.Linear(W, Z), nn.Linear(W, Z)
         self.dec = mlp(Z + H, W, L, act)  # NN(z_t, d_t)
@@ -87,14 +107,17 @@ class SRNN(SequenceModel):
 
     def encode(self, x, carry, mask=None):
         z0, d0, x0 = carry if carry is not None else self.initial_state(x, x.shape[0])
-        u = torch.cat([x0.unsqueeze(1), x[:, :-1]], 1)  # u_t = x_{t-1}  (B, T, D)
+        ex = self.embed(x)  # (B, T, E), for all steps at once
+        u = self.in_drop(torch.cat([self.embed(x0).unsqueeze(1), ex[:, :-1]], 1))  # u_t = x_{t-1}
         d, _ = self.gru(u, d0.unsqueeze(0).contiguous())  # d_1..d_T  (B, T, H)
-        dx = torch.cat([d, x], -1)
+        dd = self.drop(d)  # d_t where the nets read it; the GRU carries d itself
+        dx = torch.cat([dd, self.in_drop(ex)], -1)
         a = run_backward(self.a_rnn, dx, mask) if self.cfg.posterior == "smooth" else self.a_net(dx)  # (B, T, A)
         ctx = {
             "d": d,
+            "d_read": dd,
             "x": x,
-            "prior_d": self.prior_net.first_layer(1, d),  # d_t's share of the prior net's first layer
+            "prior_d": self.prior_net.first_layer(1, dd),  # d_t's share of the prior net's first layer
             "post_a": self.post_net.first_layer(1, a),  # a_t's share of the posterior net's first layer
         }
         return ctx, (z0, d0, x0)
@@ -109,20 +132,21 @@ class SRNN(SequenceModel):
     def posterior(self, state, ctx_t):
         z_prev = state[0]
         feat = self.post_net.finish(ctx_t["post_a"] + self.post_net.first_layer(0, z_prev))
-        loc = self.post_loc(feat)
-        if self.cfg.res_q:  # eq. 12: μ_q = μ_p + residual
-            loc = loc + self._prior(z_prev, ctx_t["prior_d"])[0]
-        return loc, positive_scale(self.post_scale(feat), self.cfg.min_scale)
+        loc, scale = self.post_loc(feat), positive_scale(self.post_scale(feat), self.cfg.min_scale)
+        if self.cfg.res_q:  # eq. 12: μ_q = μ_p + residual; the loop keeps this prior for the KL
+            p_loc, p_scale = self._prior(z_prev, ctx_t["prior_d"])
+            return loc + p_loc, scale, p_loc, p_scale
+        return loc, scale
 
     def transition(self, state, ez, ctx_t):
         return ez["z"], ctx_t["d"], ctx_t["x"]
 
     def emission(self, s, ez, ctx):
-        return self.out(self.dec(torch.cat([ez["z"], ctx["d"]], -1)))
+        return self.out(self.dec(torch.cat([self.drop(ez["z"]), ctx.get("d_read", ctx["d"])], -1)))
 
     def pre_step(self, state, x_prev):
         g = self.gru
-        gx = F.linear(x_prev, g.weight_ih_l0, g.bias_ih_l0)
+        gx = F.linear(self.embed(x_prev), g.weight_ih_l0, g.bias_ih_l0)
         (d,) = cell_step(gx, (state[1],), g.weight_hh_l0, g.bias_hh_l0)  # the fused GRU's step
         return state, {"d": d, "prior_d": self.prior_net.first_layer(1, d)}
 
