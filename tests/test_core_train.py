@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vrnn.api import evaluate_checkpoint
-from vrnn.checkpoint import load_model
+from vrnn.checkpoint import load_checkpoint, load_model
 from vrnn.errors import TrainingDiverged, VrnnError
 from vrnn.train import epoch_order, fit, kl_weight, learning_rate
 
@@ -56,6 +56,24 @@ def test_stopped_and_resumed_run_reaches_the_same_parameters(tmp_path, real_npz)
     # the log of the resumed run continues the first one
     steps = [json.loads(line)["step"] for line in open(tmp_path / "b" / "log.jsonl")]
     assert steps == [2, 4, 6, 8]
+
+
+def test_weight_average_is_what_checkpoints_hold_and_resume_is_exact(tmp_path, real_npz):
+    schedule = {"ema": 0.9, "lr_decay_start": 3, "lr_half_life": 2.0}
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=8, eval_every=2, **schedule)
+    straight = fit(cfg, tmp_path / "a", progress=False).model
+    ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    for name, p in straight.state_dict().items():
+        assert torch.equal(p, ckpt["model"][name])  # evaluation and sampling read the average
+    assert any(not torch.equal(ckpt["model"][k], ckpt["train_model"][k]) for k in ckpt["model"])
+    half = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=4, eval_every=2, **schedule)
+    fit(half, tmp_path / "b", progress=False)
+    resumed = load_checkpoint(fit(cfg, tmp_path / "b", resume=True, progress=False).out / "last.pt")
+    for key in ("model", "train_model"):
+        for name, p in ckpt[key].items():
+            assert torch.equal(p, resumed[key][name]), f"{key}.{name} differs after resume"
+    with pytest.raises(VrnnError, match="train.ema"):
+        fit(tiny_config("vrnn", "conditional", source=str(real_npz), ema=1.0), tmp_path / "c", progress=False)
 
 
 def test_early_stopping_stops_when_validation_elbo_does_not_improve(tmp_path, real_npz):

@@ -51,6 +51,8 @@ class TrainConfig:
     lr_decay_start: int = 0  # steps at the full learning rate before it decays; 0 with lr_half_life 0 = constant
     lr_half_life: float = 0.0  # steps over which the learning rate halves after lr_decay_start; 0 = no decay
     max_steps: int = 2000
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which validation, checkpoints'
+    # "model" and everything downstream use (0 = off; the raw weights are kept for resuming)
     clip_norm: float = 10.0  # gradient-norm clipping before every optimiser step; 0 disables
     kl_start: float = 1.0  # KL weight at step 0, raised linearly to 1 over kl_warmup_steps
     kl_warmup_steps: int = 0

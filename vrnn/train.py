@@ -223,12 +223,18 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if not 0.0 <= tc.ema < 1.0:
+        raise VrnnError(f"train.ema is {tc.ema}; use a decay in [0, 1) (0 turns the weight average off)")
+    # the weights validation and checkpoints use: an average of the trained ones, or the model itself
+    avg = AveragedWeights(model, tc.ema) if tc.ema > 0 else None
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     noise = torch.Generator(device=device).manual_seed(_noise_seed(tc.seed, dd.rank))
     step, epoch, pos = 0, 0, 0
     best, bad_evals, elapsed = -math.inf, 0, 0.0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if avg is not None:
+            avg.model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         rngs = ckpt.get("rng_ranks")
         if rngs is not None and len(rngs) == dd.world:
@@ -263,7 +269,9 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         if dd.world > 1:  # every rank's noise state, so a resumed run draws what it would have drawn
             rngs = [None] * dd.world
             torch.distributed.all_gather_object(rngs, noise.get_state().cpu())
-        return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+        weights = {"model": model.state_dict()} if avg is None else {"model": avg.model.state_dict(),
+                                                                     "train_model": model.state_dict()}
+        return {"config": cfg.to_dict(), **weights, "optimizer": opt.state_dict(),
                 "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
                 "rng": noise.get_state(), "rng_ranks": rngs, "world_size": dd.world,
                 "torch_rng": torch.get_rng_state(),
@@ -300,6 +308,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 if tc.clip_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
                 opt.step()
+                if avg is not None:
+                    avg.update(model, step)
                 window.append(stats)
             step, pos = step + 1, pos + 1
             if bar is not None:
@@ -312,7 +322,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 t0 = now
                 v_elbo = 0.0
                 if dd.main:  # rank 0 validates; every rank takes its number, so all make the same decisions
-                    scores = score_sequences(model, valid, 1, tc.eval_batch_size, device=device)
+                    scores = score_sequences(model if avg is None else avg.model, valid, 1, tc.eval_batch_size,
+                                             device=device)
                     v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
                 if dd.world > 1:
                     v_elbo = _broadcast_value(v_elbo, device)
@@ -356,7 +367,30 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
             bar.close()
         if dd.owns_group:
             torch.distributed.destroy_process_group()
-    return FitResult(out, step, best, stopped, model)
+    return FitResult(out, step, best, stopped, model if avg is None else avg.model)
+
+
+class AveragedWeights:
+    """An exponential moving average of a model's weights (Polyak averaging).
+
+    After each optimiser step the average moves towards the weights by 1 − min(decay,
+    (1 + step) / (10 + step)), so early on, when the weights change fast, it follows them
+    closely. Buffers are copied, not averaged.
+    """
+
+    def __init__(self, model: SequenceModel, decay: float):
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: SequenceModel, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for a, p in zip(self.model.parameters(), model.parameters()):
+            a.lerp_(p, 1.0 - d)
+        for a, b in zip(self.model.buffers(), model.buffers()):
+            a.copy_(b)
 
 
 def _broadcast_value(v: float, device: torch.device) -> float:
