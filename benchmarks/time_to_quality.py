@@ -57,6 +57,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     curve, trained, step = [], 0.0, 0
+    load_start = os.getloadavg()[0]  # before this run's own threads count
     while trained < 60 * args.minutes:
         step += args.segment
         cfg = load_config(args.config, [f"data.source={args.data}", f"train.max_steps={step}",
@@ -69,7 +70,8 @@ def main() -> int:
                  "test_elbo_per_step_mean_of_sequences": r["elbo"]["per_step_mean_of_sequences"]}
         curve.append(point)
         print(json.dumps(point), flush=True)
-    hardware = f"{describe_hardware()}, other jobs sharing the machine: {os.getloadavg()[0]:.1f} load average"
+    hardware = (f"{describe_hardware()}; 1-minute load average {load_start:.1f} before the run and "
+                f"{os.getloadavg()[0]:.1f} at its end (its own threads included)")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curve.json").write_text(json.dumps({"curve": curve, "target": TARGET, "hardware": hardware,
                                                      "config": str(args.config.relative_to(ROOT)),
