@@ -118,6 +118,9 @@ def report(curve: list[dict], hardware: str, args) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(args.out / "curve.png")
+    # the committed summary sits beside the default --out; a run elsewhere keeps its summary in its --out
+    summary = HERE / "TIME_TO_QUALITY.md" if args.out.resolve() == (HERE / "time_to_quality").resolve() \
+        else args.out / "TIME_TO_QUALITY.md"
     sets = "".join(f" --set {s}" for s in args.set)
     threads = f" --threads {args.threads}" if args.threads else ""
     md = (f"# Time to quality: SRNN on JSB (SRNN arrays)\n\nTest ELBO in nats per time step (SRNN-array framing, "
@@ -128,9 +131,10 @@ def report(curve: list[dict], hardware: str, args) -> None:
           + "| minutes | step | test ELBO (total/total) | test ELBO (mean of pieces) |\n|---:|---:|---:|---:|\n"
           + "".join(f"| {p['train_seconds'] / 60:.1f} | {p['step']} | {p['test_elbo_per_step_total']:.3f} | "
                     f"{p['test_elbo_per_step_mean_of_sequences']:.3f} |\n" for p in curve)
-          + "\n![curve](time_to_quality/curve.png)\n\nProduced by `python benchmarks/time_to_quality.py "
+          + f"\n![curve]({os.path.relpath(args.out / 'curve.png', summary.parent)})\n\nProduced by "
+          "`python benchmarks/time_to_quality.py "
           f"--minutes {args.minutes:g}{threads}{sets}`.\n")
-    (HERE / "TIME_TO_QUALITY.md").write_text(md)
+    summary.write_text(md)
     print(md)
 
 
