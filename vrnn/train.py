@@ -12,6 +12,7 @@ its slice, gradients weighted so that N ranks take the step one process would ta
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -227,6 +228,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         raise VrnnError(f"train.ema is {tc.ema}; use a decay in [0, 1) (0 turns the weight average off)")
     # the weights validation and checkpoints use: an average of the trained ones, or the model itself
     avg = AveragedWeights(model, tc.ema) if tc.ema > 0 else None
+    scored = model if avg is None else avg.model  # the weights validation, checkpoints and the result hold
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     noise = torch.Generator(device=device).manual_seed(_noise_seed(tc.seed, dd.rank))
     step, epoch, pos = 0, 0, 0
@@ -269,8 +271,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         if dd.world > 1:  # every rank's noise state, so a resumed run draws what it would have drawn
             rngs = [None] * dd.world
             torch.distributed.all_gather_object(rngs, noise.get_state().cpu())
-        weights = {"model": model.state_dict()} if avg is None else {"model": avg.model.state_dict(),
-                                                                     "train_model": model.state_dict()}
+        weights = {"model": scored.state_dict()} | ({} if avg is None else {"train_model": model.state_dict()})
         return {"config": cfg.to_dict(), **weights, "optimizer": opt.state_dict(),
                 "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
                 "rng": noise.get_state(), "rng_ranks": rngs, "world_size": dd.world,
@@ -322,8 +323,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 t0 = now
                 v_elbo = 0.0
                 if dd.main:  # rank 0 validates; every rank takes its number, so all make the same decisions
-                    scores = score_sequences(model if avg is None else avg.model, valid, 1, tc.eval_batch_size,
-                                             device=device)
+                    scores = score_sequences(scored, valid, 1, tc.eval_batch_size, device=device)
                     v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
                 if dd.world > 1:
                     v_elbo = _broadcast_value(v_elbo, device)
@@ -367,7 +367,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
             bar.close()
         if dd.owns_group:
             torch.distributed.destroy_process_group()
-    return FitResult(out, step, best, stopped, model if avg is None else avg.model)
+    return FitResult(out, step, best, stopped, scored)
 
 
 class AveragedWeights:
@@ -379,8 +379,6 @@ class AveragedWeights:
     """
 
     def __init__(self, model: SequenceModel, decay: float):
-        import copy
-
         self.decay = decay
         self.model = copy.deepcopy(model).requires_grad_(False)
 

@@ -142,13 +142,13 @@ class SRNN(SequenceModel):
         return ez["z"], ctx_t["d"], ctx_t["x"]
 
     def emission(self, s, ez, ctx):
-        return self.out(self.dec(torch.cat([self.drop(ez["z"]), ctx.get("d_read", ctx["d"])], -1)))
+        return self.out(self.dec(torch.cat([self.drop(ez["z"]), ctx["d_read"]], -1)))
 
     def pre_step(self, state, x_prev):
         g = self.gru
         gx = F.linear(self.embed(x_prev), g.weight_ih_l0, g.bias_ih_l0)
         (d,) = cell_step(gx, (state[1],), g.weight_hh_l0, g.bias_hh_l0)  # the fused GRU's step
-        return state, {"d": d, "prior_d": self.prior_net.first_layer(1, d)}
+        return state, {"d": d, "d_read": d, "prior_d": self.prior_net.first_layer(1, d)}
 
     def embed_x(self, x):
         return {"x": x}
