@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from vrnn.api import evaluate_checkpoint  # noqa: E402
 from vrnn.config import load_config  # noqa: E402
-from vrnn.bench import describe_hardware  # noqa: E402
-from vrnn.train import fit  # noqa: E402
+from vrnn.speed.bench import describe_hardware  # noqa: E402
+from vrnn.training.trainer import fit  # noqa: E402
 
 TARGET = -4.74  # SRNN Table 2, JSB, smooth + Res_q, ELBO in nats per time step
 

@@ -16,10 +16,11 @@ from vrnn.checkpoint import load_model  # noqa: E402
 from vrnn.cli import main  # noqa: E402
 from vrnn.config import config_from_dict  # noqa: E402
 from vrnn.data import load_prepared  # noqa: E402
-from vrnn.data.audio import frame_signal, read_audio, resample, split_groups, steps_for_seconds  # noqa: E402
+from vrnn.data.audio import FRACTIONS, frame_signal, read_audio, resample, steps_for_seconds  # noqa: E402
 from vrnn.data.recipes import FILLETS_INSTALL, fillets, prepare  # noqa: E402
+from vrnn.data.splits import seeded_split  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
-from vrnn.train import fit  # noqa: E402
+from vrnn.training.trainer import fit  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FSDD = SHARED / "speech" / "fsdd" / "recordings"
@@ -124,15 +125,15 @@ def test_files_split_disjointly_and_by_seed(env, tmp_path, monkeypatch):
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set().union(*parts) == {k for k, (r, s) in env["files"].items() if s >= 0.25}
     keys = [f"f{i}" for i in range(40)]
-    a, b = split_groups(keys, seed=3), split_groups(keys, seed=3)
+    a, b = seeded_split(keys, 3, FRACTIONS, min_each=1), seeded_split(keys, 3, FRACTIONS, min_each=1)
     assert a == b
     assert sorted(sum(a.values(), [])) == sorted(keys)
     assert (len(a["train"]), len(a["valid"]), len(a["test"])) == (36, 2, 2)
-    assert any(split_groups(keys, seed=s) != a for s in range(4, 9))
-    three = split_groups(["x", "y", "z"], seed=0)
+    assert any(seeded_split(keys, s, FRACTIONS, min_each=1) != a for s in range(4, 9))
+    three = seeded_split(["x", "y", "z"], 0, FRACTIONS, min_each=1)
     assert all(len(v) == 1 for v in three.values())
     with pytest.raises(VrnnError, match="at least 3"):
-        split_groups(["x", "y"], seed=0)
+        seeded_split(["x", "y"], 0, FRACTIONS, min_each=1)
 
 
 def test_speaker_split_holds_out_whole_speakers(env, tmp_path, monkeypatch):
@@ -200,7 +201,7 @@ def test_fsdd_recipe(tmp_path, monkeypatch):
     if not FSDD.is_dir():
         pytest.skip(f"shared data absent: {FSDD}")
     monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
-    data = load_prepared(prepare("fsdd", speaker_split=True))
+    data = load_prepared(prepare("fsdd", source=str(FSDD), speaker_split=True))
     m = data.meta
     assert (m["rate"], m["frame_size"], m["sequence_frames"]) == (8000, 200, 10)
     spk = m["speakers"]

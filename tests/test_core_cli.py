@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vrnn.cli import main
-from vrnn.train import fit
+from vrnn.training.trainer import fit
 
 from conftest import tiny_config, write_arrays
 

@@ -7,7 +7,7 @@ import torch
 from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint, load_model
 from vrnn.errors import TrainingDiverged, VrnnError
-from vrnn.train import epoch_order, fit, kl_weight, learning_rate
+from vrnn.training.trainer import epoch_order, fit, kl_weight, learning_rate
 
 from conftest import tiny_config
 

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from vrnn.checkpoint import load_checkpoint
 from vrnn.config import config_from_dict
 from vrnn.data import SequenceData
-from vrnn.train import Distributed, epoch_batches, fit
+from vrnn.training.trainer import Distributed, epoch_batches, fit
 
 WORLD = 2
 

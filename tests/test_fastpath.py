@@ -1,15 +1,14 @@
 """The library's VRNN (batched heads outside the loop) computes the same function as the
-textbook per-step implementation of benchmarks/reference.py: same ELBO, same gradients,
+textbook per-step implementation of vrnn/speed/reference.py: same ELBO, same gradients,
 for the same parameters and the same noise."""
 import pytest
 import torch
 
-from vrnn.bench import load_reference
+from vrnn.speed.reference import ReferenceVRNN
 from vrnn.config import EmissionConfig
 from vrnn.models.vrnn import VRNN, VRNNConfig
 from vrnn.objectives import sequence_elbo, training_loss
 
-ReferenceVRNN = load_reference().ReferenceVRNN
 
 CASES = [  # rnn, prior, emission, K
     ("lstm", "conditional", "gauss", 1),
@@ -69,7 +68,7 @@ def test_training_losses_agree_and_depend_on_the_noise():
 def test_library_and_reference_do_the_same_matrix_arithmetic():
     """The fast path batches the per-step products; it does not skip or add any (FLOPs of one
     training step, forward and backward, as counted by torch's FlopCounterMode)."""
-    from vrnn.bench import BenchConfig, count_flops, make_batches, trainers
+    from vrnn.speed.bench import BenchConfig, count_flops, make_batches, trainers
 
     bc = BenchConfig(dict(kind="vrnn", x_dim=6, hidden=8, width=8, layers=2, z_dim=3,
                           emission=EmissionConfig("gauss")), batch=4, steps=20)

@@ -15,7 +15,7 @@ from vrnn.data import SequenceData, pad_batch
 from vrnn.emissions import diag_gaussian
 from vrnn.errors import VrnnError
 from vrnn.models import build_model
-from vrnn.train import fit
+from vrnn.training.trainer import fit
 
 from conftest import random_sequences, tiny_config
 

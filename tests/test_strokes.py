@@ -17,7 +17,7 @@ from vrnn.data.strokes import (
     parse_raw_strokes, read_iam_ondb, read_linestrokes_xml, read_omniglot_raw, read_stroke3_npz,
     stroke3_to_strokes, strokes_to_stroke3,
 )
-from vrnn.emission_strokes import PenStroke, stroke_sampling
+from vrnn.emissions.strokes import PenStroke, stroke_sampling
 from vrnn.emissions import EMISSIONS, build_emission
 from vrnn.errors import VrnnError
 
@@ -149,8 +149,8 @@ def test_png_writer_draws_no_segment_across_a_pen_lift(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vrnn.outputs import SAMPLE_WRITERS
-    from vrnn.stroke_plots import draw_strokes
+    from vrnn.outputs import SAMPLE_FILES
+    from vrnn.outputs.strokes import draw_strokes
 
     rng = np.random.default_rng(0)
     x = np.column_stack([rng.normal(size=(60, 2)) * 5, rng.random(60) < 0.2]).astype(np.float32)
@@ -165,7 +165,7 @@ def test_png_writer_draws_no_segment_across_a_pen_lift(tmp_path):
     for line, s0 in zip(lines, starts):
         np.testing.assert_allclose(line, pts[s0:s0 + len(line)], rtol=1e-5)
         assert not (x[s0:s0 + len(line) - 1, 2] > 0.5).any()
-    exts, write = SAMPLE_WRITERS["strokes"]
+    exts, write = SAMPLE_FILES["strokes"]
     write({".png": tmp_path / "d.png"}, x[None], {}, "title")
     assert exts == [".png"] and (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -280,7 +280,7 @@ def test_omniglot_recipe_needs_a_source(tmp_path):
 def test_every_model_trains_on_strokes_and_samples_drawings(tmp_path, kind, prior):
     from vrnn.api import sample_checkpoint
     from vrnn.checkpoint import load_model
-    from vrnn.train import fit
+    from vrnn.training.trainer import fit
 
     src = write_stroke3_npz(tmp_path / "d.npz")
     cfg = tiny_config(kind, prior, "strokes", source=str(src), max_steps=4, eval_every=2)

@@ -15,7 +15,7 @@ from .errors import VrnnError
 from .evaluate import evaluate
 from .models import MODELS, SequenceModel, build_model
 from .sampling import sample
-from .train import fit
+from .training.trainer import fit
 
 __all__ = [
     "Config", "MODELS", "SequenceModel", "VrnnError", "build_model", "evaluate", "evaluate_checkpoint",

@@ -20,7 +20,8 @@ from torch.distributions import Normal, kl_divergence
 from .checkpoint import load_model
 from .errors import VrnnError
 from .models import SequenceModel
-from .outputs import check_writable, pyplot, save_figure
+from .io import check_writable
+from .outputs.audio import fig2_png, waveforms_png
 
 
 @torch.no_grad()
@@ -103,36 +104,6 @@ def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Pat
     return res
 
 
-
-
-
-def fig2_png(path: Path, res: dict, title: str = "") -> None:
-    """δ_t (top), the KL of each latent dimension per step (middle), the waveform (bottom), one time axis."""
-    plt = pyplot()
-    T, Z = res["kl"].shape
-    frame = len(res["wave"]) // T
-    rate = res.get("rate")
-    scale = frame / rate if rate else 1.0  # seconds (audio) or steps per frame
-    fig, axes = plt.subplots(3, 1, figsize=(10, 6.5), dpi=100, sharex=True,
-                             gridspec_kw={"height_ratios": [1, 1.4, 1]})
-    t = (np.arange(T) + 0.5) * scale  # step t covers [t, t+1) frames
-    axes[0].plot(t, res["delta"], color="k", lw=1)
-    axes[0].set_ylabel("δ_t")
-    im = axes[1].imshow(res["kl"].T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                        extent=(0, T * scale, -0.5, Z - 0.5))
-    axes[1].set_ylabel("latent dim")
-    fig.colorbar(im, ax=axes[1], orientation="horizontal", fraction=0.05, pad=0.02, aspect=60,
-                 label="KL per dimension (nats)")
-    axes[2].plot(np.arange(len(res["wave"])) / (rate or frame), res["wave"], color="k", lw=0.4)
-    axes[2].set_ylabel("waveform")
-    axes[2].set_xlabel("time (s)" if rate else "step")
-    axes[2].set_xlim(0, T * scale)
-    if title:
-        axes[0].set_title(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: float = 2.0, zoom: float = 0.05,
                      seed: int = 0, overwrite: bool = False) -> dict[str, np.ndarray]:
     """Training audio, then one ``seconds``-long sample per checkpoint; whole (left) and zoomed (right).
@@ -142,8 +113,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     zoomed window is ``zoom`` seconds from the middle of each waveform. Returns the
     waveforms by row label.
     """
-    from .config import DataConfig
-    from .data import load_dataset
+    from .data import DataConfig, load_dataset
     from .data.audio import steps_for_seconds
     from .sampling import sample
 
@@ -169,25 +139,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
             rows["training data"] = train[:need]
         x = sample(model, steps_for_seconds(meta, seconds), 1, norm, seed)
         rows[f"{model.display_name} sample"] = x[0].reshape(-1)[: int(round(seconds * rate))]
-    plt = pyplot()
-    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 1.8 * len(rows)), dpi=100, squeeze=False,
-                             gridspec_kw={"width_ratios": [3, 1]})
-    for r, (label, wave) in enumerate(rows.items()):
-        t = np.arange(len(wave)) / rate
-        lo = max(0, len(wave) // 2 - int(zoom * rate) // 2)
-        hi = min(len(wave), lo + max(2, int(zoom * rate)))
-        axes[r, 0].plot(t, wave, lw=0.3, color="k")
-        axes[r, 0].axvspan(lo / rate, hi / rate, color="tab:orange", alpha=0.3)
-        axes[r, 0].set_xlim(0, t[-1])
-        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
-        axes[r, 1].plot(t[lo:hi], wave[lo:hi], lw=0.8, color="k")
-        axes[r, 1].set_xlim(t[lo], t[hi - 1])
-    axes[-1, 0].set_xlabel("time (s)")
-    axes[-1, 1].set_xlabel(f"zoom: {zoom * 1000:g} ms")
-    axes[0, 0].set_title("whole")
-    axes[0, 1].set_title("zoomed")
-    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, out)
+    waveforms_png(out, rows, rate, zoom)
     return rows
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import load_model
-from .config import DataConfig
-from .data import load_dataset
-from .emissions import EMISSIONS
+from .data import DataConfig, load_dataset, validate_sequences
+from .emissions import check_emission_data
 from .errors import VrnnError
 from .evaluate import EVAL_SEED, evaluate
-from .sampling import sample, write_samples
+from .outputs import write_samples
+from .sampling import sample
 
 
 def _check_steps(v: int, name: str) -> None:
@@ -29,12 +29,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
     data = load_dataset(data_cfg)
     seqs = data.splits[split]
     where = f"{data.meta['source']} [{split}]"
-    from .data import validate_sequences
-
     validate_sequences(seqs, where, model.cfg.x_dim)
-    import numpy as np
-
-    EMISSIONS[model.cfg.emission.name].check_data(np.concatenate(seqs), where)
+    check_emission_data(model.cfg.emission.name, seqs, where)
     model.to(device)
     report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"], split=split)
     report["checkpoint"] = str(path)
@@ -51,7 +47,7 @@ def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1,
     _check_steps(steps, "--steps")
     _check_steps(n, "--num")
     model, norm, ckpt = load_model(path)
-    from .emission_strokes import stroke_sampling
+    from .emissions.strokes import stroke_sampling
 
     with stroke_sampling(model, bias, temperature):
         x = sample(model, steps, n, norm, seed)

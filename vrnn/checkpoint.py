@@ -6,7 +6,6 @@ They hold only tensors and plain data and load with ``weights_only=True``.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -14,6 +13,7 @@ import torch
 from .config import config_from_dict
 from .data import Normalizer
 from .errors import VrnnError
+from .io import atomic_write
 from .models import SequenceModel, build_model
 
 FORMAT = "vrnn-checkpoint"
@@ -22,9 +22,8 @@ VERSION = 1
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
 
 
 EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")

@@ -29,10 +29,10 @@ def _cmd_prepare(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .config import config_from_dict, load_config
     from .checkpoint import load_checkpoint
-    from .config import apply_overrides
-    from .train import fit
+    from .config import config_from_dict, load_config
+    from .settings import apply_overrides
+    from .training.trainer import fit
 
     if args.config is None:
         if not args.resume:
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_bench(args) -> None:
-    from .bench import main as bench_main
+    from .speed.bench import main as bench_main
 
     bench_main(args)
 

@@ -34,10 +34,10 @@ def make_figure(checkpoints: dict[str, Path], out: Path, rows: int = 8, steps: i
     from vrnn.checkpoint import load_model
     from vrnn.config import DataConfig
     from vrnn.data import load_dataset
-    from vrnn.emission_strokes import stroke_sampling
+    from vrnn.emissions.strokes import stroke_sampling
     from vrnn.errors import VrnnError
     from vrnn.sampling import sample
-    from vrnn.stroke_plots import strokes_grid_png
+    from vrnn.outputs.strokes import strokes_grid_png
 
     if not checkpoints:
         raise VrnnError("no checkpoints: pass --checkpoints NAME=PATH ... or run benchmarks/handwriting/run.py first")

@@ -36,8 +36,8 @@ from vrnn.checkpoint import export_checkpoint, load_checkpoint  # noqa: E402
 from vrnn.config import load_config  # noqa: E402
 from vrnn.data import data_dir  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
-from vrnn.train import fit  # noqa: E402
-from vrnn.bench import describe_hardware as hardware  # noqa: E402
+from vrnn.training.trainer import fit  # noqa: E402
+from vrnn.speed.bench import describe_hardware as hardware  # noqa: E402
 
 # name -> paper row label
 MODELS = {"rnn-gauss": "RNN-Gauss", "rnn-gmm": "RNN-GMM", "vrnn-i-gauss": "VRNN-I-Gauss",

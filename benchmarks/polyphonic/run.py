@@ -38,8 +38,8 @@ from vrnn.api import evaluate_checkpoint  # noqa: E402
 from vrnn.checkpoint import export_checkpoint, load_checkpoint  # noqa: E402
 from vrnn.config import apply_overrides, config_from_dict, read_config_file  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
-from vrnn.train import fit  # noqa: E402
-from vrnn.bench import describe_hardware as hardware  # noqa: E402
+from vrnn.training.trainer import fit  # noqa: E402
+from vrnn.speed.bench import describe_hardware as hardware  # noqa: E402
 
 # name -> (label, config file, overrides)
 MODELS = {

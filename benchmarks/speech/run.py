@@ -47,7 +47,7 @@ from vrnn.data.recipes import prepare  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.evaluate import EVAL_SEED, score_sequences  # noqa: E402
 from vrnn.models import MODELS as MODEL_KINDS  # noqa: E402
-from vrnn.train import fit  # noqa: E402
+from vrnn.training.trainer import fit  # noqa: E402
 
 # name -> row label of Table 1; SRNN only where the library has it
 MODELS = {"rnn-gauss": "RNN-Gauss", "rnn-gmm": "RNN-GMM", "vrnn-i-gauss": "VRNN-I-Gauss",

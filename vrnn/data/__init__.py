@@ -5,18 +5,19 @@ A data set is a :class:`SequenceData`: for each split a list of float32 arrays o
 looks at a padded step.
 """
 from .core import (
+    DataConfig,
     Normalizer,
     SequenceData,
     data_dir,
-    load_dataset,
     load_prepared,
     pad_batch,
     save_prepared,
     validate_sequences,
 )
+from .sources import load_dataset
 from .readers import read_arrays, read_boulanger, read_srnn_npz
 
 __all__ = [
-    "Normalizer", "SequenceData", "data_dir", "load_dataset", "load_prepared", "pad_batch",
+    "DataConfig", "Normalizer", "SequenceData", "data_dir", "load_dataset", "load_prepared", "pad_batch",
     "save_prepared", "validate_sequences", "read_arrays", "read_boulanger", "read_srnn_npz",
 ]

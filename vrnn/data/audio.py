@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import VrnnError
 from .core import SequenceData
+from .splits import seeded_split
 
 log = logging.getLogger("vrnn.data")
 
@@ -32,7 +33,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 FRACTIONS = (0.9, 0.05, 0.05)
 
 
-def _soundfile():
+def soundfile_module():
     try:
         import soundfile
     except (ImportError, OSError):  # OSError: the libsndfile library itself is missing
@@ -54,7 +55,7 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 def read_audio(path: str | Path, rate: int) -> np.ndarray:
     """One file as a mono float32 signal at ``rate`` Hz. Raises VrnnError if it cannot be decoded."""
-    sf = _soundfile()
+    sf = soundfile_module()
     try:
         x, src_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
     except (RuntimeError, ValueError, TypeError, EOFError, OSError, sf.LibsndfileError) as e:
@@ -93,20 +94,6 @@ def steps_for_seconds(meta: dict, seconds: float) -> int:
     if seconds <= 0:
         raise VrnnError(f"--seconds must be > 0, got {seconds}")
     return max(1, math.ceil(seconds * meta["rate"] / meta["frame_size"]))
-
-
-def split_groups(keys: list[str], seed: int, fractions=FRACTIONS) -> dict[str, list[str]]:
-    """A seeded split of distinct group keys (files or speakers), at least one per split."""
-    keys = sorted(set(keys))
-    if len(keys) < 3:
-        raise VrnnError(f"only {len(keys)} distinct group(s) ({', '.join(keys)}); a train/valid/test split "
-                        f"needs at least 3")
-    order = np.random.default_rng(seed).permutation(len(keys))
-    n_va = max(1, int(round(fractions[1] * len(keys))))
-    n_te = max(1, int(round(fractions[2] * len(keys))))
-    n_tr = len(keys) - n_va - n_te
-    parts = {"train": order[:n_tr], "valid": order[n_tr:n_tr + n_va], "test": order[n_tr + n_va:]}
-    return {s: sorted(keys[i] for i in idx) for s, idx in parts.items()}
 
 
 def find_audio(source: str | Path) -> list[Path]:
@@ -189,11 +176,11 @@ def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, 
         raise VrnnError(f"{root}: no file gives a whole {seconds} s sequence at {rate} Hz; "
                         f"lower --seconds or check the files")
     if speaker_split:
-        by_speaker = split_groups(list(speakers.values()), seed)
+        by_speaker = seeded_split(sorted(set(speakers.values())), seed, FRACTIONS, min_each=1)
         split_of = {k: next(s for s, v in by_speaker.items() if speakers[k] in v) for k in seqs}
         how = f"{'/'.join(str(f) for f in FRACTIONS)} of speakers, seed {seed}"
     else:
-        by_file = split_groups(list(seqs), seed)
+        by_file = seeded_split(sorted(seqs), seed, FRACTIONS, min_each=1)
         split_of = {k: s for s, ks in by_file.items() for k in ks}
         how = f"{'/'.join(str(f) for f in FRACTIONS)} of files, seed {seed}"
     splits, split_files = {}, {}
@@ -220,31 +207,3 @@ def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, 
 def join_frames(x: np.ndarray) -> np.ndarray:
     """Frames (T, frame_size) -> the waveform (T·frame_size,), in order."""
     return np.asarray(x).reshape(-1)
-
-
-def write_wav(path: Path, wave: np.ndarray, rate: int) -> None:
-    """16-bit PCM WAV (what every player opens); samples outside [-1, 1] are clipped."""
-    import os
-
-    sf = _soundfile()
-    tmp = path.with_name(f".{path.stem}.tmp.wav")
-    sf.write(str(tmp), np.clip(wave, -1.0, 1.0).astype(np.float32), int(rate), subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
-
-
-def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> None:
-    """The waveform against time in seconds."""
-    from ..outputs import pyplot, save_figure
-
-    plt = pyplot()
-
-    t = np.arange(len(wave)) / rate
-    fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
-    ax.plot(t, wave, lw=0.4, color="k")
-    ax.set_xlim(0, t[-1] if len(t) else 1)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("amplitude")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    save_figure(fig, path)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import VrnnError
 from .core import SPLITS, SequenceData
+from .splits import seeded_split
 
 PIANO_LOW, PIANO_KEYS = 21, 88  # MIDI 21 (A0) .. 108 (C8)
 
@@ -95,9 +96,7 @@ def read_arrays(path: Path) -> SequenceData:
             x = np.load(path, allow_pickle=False)
             if x.ndim != 3:
                 raise VrnnError(f"{path}: array has shape {x.shape}; a .npy must be (sequences, time, features)")
-            order = np.random.default_rng(0).permutation(len(x))
-            n_tr, n_va = int(0.8 * len(x)), int(0.1 * len(x))
-            parts = {"train": order[:n_tr], "valid": order[n_tr:n_tr + n_va], "test": order[n_tr + n_va:]}
+            parts = seeded_split(list(range(len(x))), 0, (0.8, 0.1, 0.1))
             return SequenceData({s: [x[i] for i in idx] for s, idx in parts.items()},
                                 {"name": path.stem, "kind": "real", "split": "80/10/10 by sequence, seed 0"})
         splits = {}

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import VrnnError
 from .core import SequenceData, data_dir, save_prepared
 from .readers import PIANO_KEYS, PIANO_LOW
+from .splits import seeded_split
 
 RECIPES: dict[str, Callable[..., SequenceData]] = {}
 
@@ -24,15 +25,6 @@ def recipe(name: str):
         return fn
 
     return deco
-
-
-def split_by_piece(items: list, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, list]:
-    """A fixed, seeded split of whole items (pieces, files, speakers) into train/valid/test."""
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_tr = int(round(fractions[0] * len(items)))
-    n_va = int(round(fractions[1] * len(items)))
-    idx = {"train": order[:n_tr], "valid": order[n_tr:n_tr + n_va], "test": order[n_tr + n_va:]}
-    return {s: [items[i] for i in sorted(ix)] for s, ix in idx.items()}
 
 
 def score_to_roll(score) -> np.ndarray:
@@ -73,7 +65,7 @@ def chorales(seed: int = 0, source: str | None = None) -> SequenceData:
         roll = score_to_roll(corpus.parse(p))
         if len(roll) and roll.any():
             pieces.append((Path(p).stem, roll))
-    split = split_by_piece(pieces, seed)
+    split = seeded_split(pieces, seed, (0.6, 0.2, 0.2))
     return SequenceData(
         {s: [r for _, r in v] for s, v in split.items()},
         {"name": "chorales", "kind": "pianoroll", "framing": "quarter-note steps",
@@ -83,7 +75,8 @@ def chorales(seed: int = 0, source: str | None = None) -> SequenceData:
 
 
 # ---- speech: raw waveforms (see vrnn.data.audio) -----------------------------------------
-SHARED_FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech" / "fsdd" / "recordings"
+FSDD_HINT = ("get the Free Spoken Digit Dataset (github.com/Jakobovski/free-spoken-digit-dataset) and pass "
+             "--source .../recordings")
 FILLETS_DIR = Path("/usr/share/games/fillets-ng/sound")
 FILLETS_INSTALL = "apt-get install --no-install-recommends fillets-ng-data-cs"
 
@@ -135,11 +128,12 @@ def fsdd(seed: int = 0, source: str | None = None, rate: int = 8000, seconds: fl
     """
     from .audio import build_audio_dataset, speaker_from_regex
 
-    root = Path(source).expanduser() if source is not None else SHARED_FSDD
+    if source is None:
+        raise VrnnError(f"vrnn prepare fsdd needs --source: {FSDD_HINT}")
+    root = Path(source).expanduser()
     files = sorted(root.glob("*.wav")) if root.is_dir() else []
     if not files:
-        raise VrnnError(f"fsdd: no recordings in {root}; get the Free Spoken Digit Dataset "
-                        f"(github.com/Jakobovski/free-spoken-digit-dataset) and pass --source .../recordings")
+        raise VrnnError(f"fsdd: no recordings in {root}; {FSDD_HINT}")
     return build_audio_dataset(
         files, root, name="fsdd", rate=rate, frame_size=frame_size, seconds=seconds, seed=seed,
         speaker_of=speaker_from_regex(r"^[^_]+_([^_]+)_"), speaker_split=speaker_split,
@@ -211,7 +205,7 @@ def omniglot(seed: int = 0, source: str | None = None, spacing: float = 2.0) -> 
         data.meta |= {"name": "omniglot", "split": "as in the source file", "options": options}
         return data
     items = read_omniglot_raw(path, spacing)
-    split = split_by_piece(items, seed, (0.8, 0.1, 0.1))
+    split = seeded_split(items, seed, (0.8, 0.1, 0.1))
     return SequenceData({s: [a for _, a in v] for s, v in split.items()},
                         {"name": "omniglot", **STROKE3_META, "split": f"80/10/10 by drawing, seed {seed}",
                          "resampling": f"{spacing} units between points along each stroke", "options": options})
@@ -235,7 +229,7 @@ def iam_ondb(seed: int = 0, source: str | None = None) -> SequenceData:
         raise VrnnError(f"--source {path}: not found; give the lineStrokes folder or lineStrokes-all.tar.gz")
     lines = read_iam_ondb(path)
     forms = sorted({form_of(n) for n, _ in lines})
-    split = split_by_piece(forms, seed, (0.9, 0.05, 0.05))
+    split = seeded_split(forms, seed, (0.9, 0.05, 0.05))
     where = {f: s for s, fs in split.items() for f in fs}
     splits = {s: [a for n, a in lines if where[form_of(n)] == s] for s in split}
     return SequenceData(splits, {"name": "iam-ondb", **STROKE3_META, "split": f"90/5/5 by form, seed {seed}",

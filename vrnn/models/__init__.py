@@ -1,9 +1,16 @@
-"""Model registry: ``model.kind`` in a config names one of :data:`MODELS`."""
+"""Model registry: ``model.kind`` in a config names one of :data:`MODELS`.
+
+Every model is a set of hooks on the one time loop of :class:`~vrnn.models.base.SequenceModel`:
+
+* ``rnn``   RNN baselines (Chung et al. 2015)                    :mod:`.rnn`
+* ``vrnn``  VRNN and VRNN-I (Chung et al. 2015)                  :mod:`.vrnn`
+* ``srnn``  Stochastic RNN (Fraccaro et al. 2016)                :mod:`.srnn`
+* ``dmm``   Deep Markov Model (Krishnan et al. 2017)             :mod:`.dmm`
+"""
 from __future__ import annotations
 
-from ..config import ModelConfig
 from ..errors import VrnnError
-from .base import SequenceModel, StepTerms
+from .base import ModelConfig, SequenceModel, StepTerms
 from .dmm import DMM
 from .rnn import RNN
 from .srnn import SRNN
@@ -12,20 +19,16 @@ from .vrnn import VRNN
 MODELS: dict[str, type[SequenceModel]] = {"rnn": RNN, "vrnn": VRNN, "srnn": SRNN, "dmm": DMM}
 
 
-def register_model(kind: str):
-    def deco(cls):
-        MODELS[kind] = cls
-        return cls
-
-    return deco
+def model_class(kind: str) -> type[SequenceModel]:
+    if kind not in MODELS:
+        raise VrnnError(f"unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
+    return MODELS[kind]
 
 
 def build_model(cfg: ModelConfig) -> SequenceModel:
-    if cfg.kind not in MODELS:
-        raise VrnnError(f"unknown model.kind {cfg.kind!r}; choose one of {sorted(MODELS)}")
     if cfg.x_dim < 1:
         raise VrnnError("model.x_dim must be set (it is filled in from the data by `vrnn train`)")
-    return MODELS[cfg.kind](cfg)
+    return model_class(cfg.kind)(cfg)
 
 
-__all__ = ["MODELS", "SequenceModel", "StepTerms", "build_model", "register_model"]
+__all__ = ["MODELS", "ModelConfig", "SequenceModel", "StepTerms", "build_model", "model_class"]

@@ -19,15 +19,23 @@ ELBO, the importance-sampled likelihood and every reduction live in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
-from ..config import ModelConfig
-from ..emissions import diag_gaussian
+from ..emissions import EmissionConfig, diag_gaussian
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every model has; each model kind extends this with its own (beside its model)."""
+
+    kind: str = "vrnn"
+    x_dim: int = 0  # filled in from the data when 0
+    emission: EmissionConfig = field(default_factory=EmissionConfig)
+
 
 State = tuple[torch.Tensor, ...]
 Context = dict[str, torch.Tensor]

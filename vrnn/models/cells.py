@@ -13,13 +13,24 @@ from torch import nn
 
 from ..errors import VrnnError
 
-CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
+# model.rnn -> (fused sequence module, cell): the one registry of recurrent kinds
+RNN_KINDS = {"lstm": (nn.LSTM, nn.LSTMCell), "gru": (nn.GRU, nn.GRUCell), "rnn": (nn.RNN, nn.RNNCell)}
+
+
+def check_rnn_kind(kind: str, allowed: tuple[str, ...] = ("lstm", "gru")) -> str:
+    """``kind`` if it is one of ``allowed`` recurrent kinds, else the one-line error naming ``model.rnn``."""
+    if kind not in allowed:
+        raise VrnnError(f"unknown model.rnn {kind!r}; choose one of {sorted(allowed)}")
+    return kind
+
+
+def make_rnn(kind: str, in_features: int, hidden: int, allowed: tuple[str, ...] = ("lstm", "gru")) -> nn.Module:
+    """A batch-first fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` over whole sequences."""
+    return RNN_KINDS[check_rnn_kind(kind, allowed)][0](in_features, hidden, batch_first=True)
 
 
 def make_cell(kind: str, in_features: int, hidden: int) -> nn.Module:
-    if kind not in CELLS:
-        raise VrnnError(f"unknown model.rnn {kind!r}; choose one of {sorted(CELLS)}")
-    return CELLS[kind](in_features, hidden)
+    return RNN_KINDS[check_rnn_kind(kind)][1](in_features, hidden)
 
 
 class SplitInputCell(nn.Module):

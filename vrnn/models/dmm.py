@@ -28,15 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
 from ..emissions import build_emission, positive_scale
 from ..errors import VrnnError
-from ..nets import mlp
-from .base import SequenceModel
-from .cells import run_backward
+from .nets import mlp
+from .base import ModelConfig, SequenceModel
+from .cells import check_rnn_kind, make_rnn, run_backward
 
-RNNS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 POSTERIORS = ("smooth", "filter")
+DMM_RNNS = ("gru", "lstm", "rnn")  # the inference RNN
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,7 @@ class DMM(SequenceModel):
 
     def __init__(self, cfg: DMMConfig):
         super().__init__(cfg)
-        if cfg.rnn not in RNNS:
-            raise VrnnError(f"unknown model.rnn {cfg.rnn!r}; choose one of {sorted(RNNS)}")
+        check_rnn_kind(cfg.rnn, DMM_RNNS)
         if cfg.posterior not in POSTERIORS:
             raise VrnnError(f"unknown model.posterior {cfg.posterior!r}; choose one of {list(POSTERIORS)}")
         if min(cfg.z_dim, cfg.transition_hidden, cfg.emission_hidden, cfg.emission_layers, cfg.rnn_hidden) < 1:
@@ -103,7 +101,7 @@ class DMM(SequenceModel):
         self.trans = GatedTransition(Z, cfg.transition_hidden)
         self.emitter = mlp(Z, cfg.emission_hidden, cfg.emission_layers)
         self.out = build_emission(cfg.emission, cfg.emission_hidden, cfg.x_dim)
-        self.rnn = RNNS[cfg.rnn](cfg.x_dim, cfg.rnn_hidden, batch_first=True)
+        self.rnn = make_rnn(cfg.rnn, cfg.x_dim, cfg.rnn_hidden, DMM_RNNS)
         self.combiner = Combiner(Z, cfg.rnn_hidden)
         self.z_0 = nn.Parameter(torch.zeros(Z))
 

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..emissions import build_emission
-from ..errors import VrnnError
-from ..nets import mlp
-from .base import SequenceModel
-from .cells import cell_step
+from .nets import mlp
+from .base import ModelConfig, SequenceModel
+from .cells import cell_step, make_rnn
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,8 @@ class RNN(SequenceModel):
 
     def __init__(self, cfg: RNNConfig):
         super().__init__(cfg)
-        rnns = {"lstm": nn.LSTM, "gru": nn.GRU}
-        if cfg.rnn not in rnns:
-            raise VrnnError(f"unknown model.rnn {cfg.rnn!r}; choose one of {sorted(rnns)}")
         self.phi_x = mlp(cfg.x_dim, cfg.width, cfg.layers)
-        self.rnn = rnns[cfg.rnn](cfg.width, cfg.hidden, batch_first=True)
+        self.rnn = make_rnn(cfg.rnn, cfg.width, cfg.hidden)
         self.dec = mlp(cfg.hidden, cfg.width, cfg.layers)
         self.out = build_emission(cfg.emission, cfg.width, cfg.x_dim)
 

@@ -37,11 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig
 from ..emissions import build_emission, positive_scale
 from ..errors import VrnnError
-from ..nets import SplitMLP, activation, mlp
-from .base import SequenceModel
+from .nets import SplitMLP, activation, mlp
+from .base import ModelConfig, SequenceModel
 from .cells import cell_step, run_backward
 
 POSTERIORS = ("smooth", "filter")

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..emissions import build_emission, positive_scale
 from ..errors import VrnnError
-from ..nets import SplitMLP, mlp
-from .base import SequenceModel
+from .nets import SplitMLP, mlp
+from .base import ModelConfig, SequenceModel
 from .cells import SplitInputCell
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from vrnn.emissions import diag_gaussian, positive_scale
-from vrnn.models.vrnn import VRNN
+from ..emissions import diag_gaussian, positive_scale
+from ..models.vrnn import VRNN
 
 
 class ReferenceVRNN(nn.Module):

@@ -22,14 +22,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict
-from .data import Normalizer, SequenceData, load_dataset, pad_batch
-from .emissions import EMISSIONS
-from .errors import TrainingDiverged, VrnnError
-from .evaluate import score_sequences
-from .models import SequenceModel, build_model
-from .objectives import training_loss
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import Config, config_from_dict
+from ..data import Normalizer, SequenceData, load_dataset, pad_batch
+from ..device import resolve_device
+from ..emissions import check_emission_data, emission_class
+from ..errors import TrainingDiverged, VrnnError
+from ..evaluate import score_sequences
+from ..models import SequenceModel, build_model
+from ..objectives import training_loss
 
 
 def learning_rate(step: int, lr: float, decay_start: int, half_life: float) -> float:
@@ -76,17 +77,6 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, po
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     shuffle = epoch_order(len(batches), seed + 1, epoch)
     return [batches[i] for i in shuffle]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VrnnError(f"train.device={name!r} but no CUDA device is available; use train.device=cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise VrnnError(f"unknown train.device {name!r}; use auto, cpu or cuda[:N]") from None
 
 
 @dataclass(frozen=True)
@@ -169,25 +159,19 @@ class FitResult:
 def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config, SequenceData, Normalizer]:
     """Load and check the data, fill in ``model.x_dim`` and fit the normaliser on the training split."""
     data = load_dataset(cfg.data) if data is None else data
-    emission = EMISSIONS[cfg.model.emission.name]
+    emission = emission_class(cfg.model.emission.name)
     where = data.meta.get("source", data.meta.get("name", "data"))
     if cfg.model.x_dim and cfg.model.x_dim != data.x_dim:
         raise VrnnError(f"model.x_dim={cfg.model.x_dim} but {where} has {data.x_dim} features; "
                         f"drop model.x_dim to infer it")
     for split, seqs in data.splits.items():
-        emission.check_data(_concat(seqs), f"{where} [{split}]")
+        check_emission_data(cfg.model.emission.name, seqs, f"{where} [{split}]")
     normalize = cfg.data.normalize
     if normalize == "auto":
         normalize = "global" if emission.real_valued else "none"
     norm = Normalizer.fit(data.splits["train"], emission.normalized_columns) if normalize == "global" else Normalizer()
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=data.x_dim))
     return cfg, data, norm
-
-
-def _concat(seqs):
-    import numpy as np
-
-    return np.concatenate(seqs)
 
 
 def _check_out(out: Path, resume: bool, overwrite: bool) -> None:

@@ -1,7 +1,7 @@
 """``vrnn bench``: the library's training step against the textbook per-step one, side by side.
 
 In one process and alternating (so both see the same machine load), it trains the
-reference implementation of ``benchmarks/reference.py`` (one Python iteration per time
+reference implementation of :mod:`vrnn.speed.reference` (one Python iteration per time
 step, every head inside the loop) and the library's model, both from the same initial
 parameters on the same synthetic batches, and reports for each:
 
@@ -19,13 +19,11 @@ It also measures how training time and memory scale with the sequence length T a
 importance-sampled evaluation scales with the number of samples K (the K samples run as
 one K·B batch; K separate passes shown for comparison).
 
-The reference lives outside the package (``benchmarks/reference.py``), so ``vrnn bench``
-runs from a checkout of the repository.
+The reference is :mod:`vrnn.speed.reference`.
 """
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import platform
@@ -39,13 +37,11 @@ from pathlib import Path
 
 import torch
 
-from .config import EmissionConfig
-from .errors import VrnnError
-from .models import MODELS, build_model
-from .objectives import sequence_iw_log_likelihood, training_loss
-
-REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference.py"
-
+from ..emissions import EmissionConfig
+from ..errors import VrnnError
+from ..models import MODELS, build_model
+from ..objectives import sequence_iw_log_likelihood, training_loss
+from .reference import ReferenceVRNN
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -73,17 +69,6 @@ def bench_configs() -> dict[str, BenchConfig]:
             reference=False,
             note="SRNN smooth + Res_q, GRU 300, z 100, 1-layer nets of 500, Bernoulli output (88 keys), B 16, T 100")
     return configs
-
-
-def load_reference():
-    """The ``benchmarks/reference.py`` module of this checkout."""
-    if not REFERENCE.is_file():
-        raise VrnnError(f"{REFERENCE}: not found; `vrnn bench` runs from a checkout of the vrnn repository "
-                        f"(pip install -e .)")
-    spec = importlib.util.spec_from_file_location("vrnn_bench_reference", REFERENCE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def make_model(bc: BenchConfig, device, seed: int = 0):
@@ -125,7 +110,7 @@ def trainers(bc: BenchConfig, device) -> list[Trainer]:
     lib = make_model(bc, device)
     out = []
     if bc.reference:
-        ref = load_reference().ReferenceVRNN(copy.deepcopy(lib))
+        ref = ReferenceVRNN(copy.deepcopy(lib))
         out.append(Trainer("reference", ref, lambda x, g: ref.loss(x, generator=g), device))
     out.append(Trainer("library", lib, lambda x, g: training_loss(lib(x, generator=g), 1.0)[0], device))
     return out
@@ -236,9 +221,9 @@ def peak_memory(spec: dict) -> float:
     """Run :func:`_probe_memory` in a fresh process, so one measurement's high-water mark never hides another's."""
     if torch.device(spec["device"]).type == "cuda":
         return _probe_memory(spec)
-    code = "import json,sys; from vrnn.bench import _probe_memory; print(json.dumps(_probe_memory(json.loads(sys.argv[1]))))"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REFERENCE.parents[1]), os.environ.get("PYTHONPATH")])))
-    res = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env)
+    code = ("import json,sys; from vrnn.speed.bench import _probe_memory; "
+            "print(json.dumps(_probe_memory(json.loads(sys.argv[1]))))")
+    res = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"memory probe {spec} failed:\n{res.stderr[-2000:]}")
     return float(res.stdout.strip().splitlines()[-1])
@@ -309,8 +294,8 @@ def bench_scaling_K(device, samples, repeats: int, memory: bool) -> list[dict]:
 def bench_jsb_eval(path: str, device, k: int = 40, repeats: int = 1) -> dict:
     """Seconds for the K-sample IS evaluation of the whole JSB Chorales test split (the pickle's framing)
     with a VRNN of configs/vrnn-bernoulli.toml's size (untrained: the time does not depend on the weights)."""
-    from .data.readers import read_boulanger
-    from .evaluate import score_sequences
+    from ..data.readers import read_boulanger
+    from ..evaluate import score_sequences
 
     p = Path(path)
     if not p.is_file():

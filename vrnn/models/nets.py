@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import VrnnError
+
 
 class ClippedLeakyReLU(nn.Module):
     """Leaky ReLU clipped to [-clip, clip] (SRNN paper: leakiness 1/3, clip 3)."""
@@ -25,8 +27,6 @@ ACTIVATIONS = {
 
 
 def activation(name: str) -> nn.Module:
-    from .errors import VrnnError
-
     if name not in ACTIVATIONS:
         raise VrnnError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()

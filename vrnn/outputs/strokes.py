@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.strokes import stroke3_to_strokes
-from .outputs import pyplot, sample_writer, save_figure
-
+from ..data.strokes import stroke3_to_strokes
+from .figures import pyplot, save_figure
 
 
 def draw_strokes(ax, x: np.ndarray, linewidth: float = 1.5, color: str = "black") -> None:
@@ -67,7 +66,6 @@ def strokes_png(path: Path, drawings: np.ndarray, title: str = "") -> None:
 
 
 
-
-@sample_writer("strokes", [".png"])
-def _write_strokes(paths: dict, x: np.ndarray, meta: dict, title: str) -> None:
+def write_stroke_samples(paths: dict[str, Path], x: np.ndarray, meta: dict, title: str) -> None:
+    """Every sample as one drawing of a PNG grid."""
     strokes_png(paths[".png"], x, title)

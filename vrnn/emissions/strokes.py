@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, constraints
 
-from .emissions import Emission, positive_scale, register_emission
-from .errors import VrnnError
+from ..errors import VrnnError
+from .base import Emission, positive_scale
 
 MAX_CORR = 1.0 - 1e-3
 
@@ -95,16 +95,16 @@ class PenStroke(Distribution):
         return torch.stack([dx, dy, pen], -1)
 
 
-@register_emission("strokes")
 class PenStrokeEmission(Emission):
     """Features -> :class:`PenStroke`: 6K + 1 outputs (π̂, μx, μy, σx, σy, ρ per component; pen logit)."""
 
+    name = "strokes"
+
     normalized_columns = (0, 1)  # the offsets; the pen-up bit stays 0/1
-    required_x_dim = 3
 
     def __init__(self, cfg, in_features, x_dim):
         super().__init__(cfg, in_features, x_dim)
-        if x_dim != self.required_x_dim:
+        if x_dim != 3:
             raise VrnnError(f"model.emission.name=strokes needs 3 features per step (dx, dy, pen_up), the data has "
                             f"{x_dim}; use stroke-3 data (vrnn prepare omniglot) or another emission")
         if cfg.components < 1:

@@ -1,0 +1,40 @@
+"""Output distributions p(x_t | ·) shared by every model; ``model.emission.name`` names one of :data:`EMISSIONS`.
+
+* ``gauss``      diagonal Gaussian                                  (:mod:`.standard`)
+* ``gmm``        mixture of diagonal Gaussians (``MixtureSameFamily``) (:mod:`.standard`)
+* ``bernoulli``  independent Bernoulli units on logits (piano rolls)   (:mod:`.standard`)
+* ``strokes``    pen-up bit × mixture of correlated bivariate Gaussians (Graves 2013) (:mod:`.strokes`)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import VrnnError
+from .base import Emission, EmissionConfig, diag_gaussian, positive_scale
+from .standard import BernoulliEmission, GaussianEmission, GaussianMixtureEmission
+from .strokes import PenStroke, PenStrokeEmission
+
+EMISSIONS: dict[str, type[Emission]] = {
+    cls.name: cls for cls in (GaussianEmission, GaussianMixtureEmission, BernoulliEmission, PenStrokeEmission)
+}
+
+
+def emission_class(name: str) -> type[Emission]:
+    if name not in EMISSIONS:
+        raise VrnnError(f"unknown model.emission.name {name!r}; choose one of {sorted(EMISSIONS)}")
+    return EMISSIONS[name]
+
+
+def build_emission(cfg: EmissionConfig, in_features: int, x_dim: int) -> Emission:
+    return emission_class(cfg.name)(cfg, in_features, x_dim)
+
+
+def check_emission_data(name: str, seqs: Sequence[np.ndarray], where: str) -> None:
+    """Raise a VrnnError naming ``where`` if sequences (T_i, D) lie outside emission ``name``'s support."""
+    emission_class(name).check_data(np.concatenate(seqs), where)
+
+
+__all__ = ["EMISSIONS", "Emission", "EmissionConfig", "PenStroke", "build_emission", "check_emission_data",
+           "diag_gaussian", "emission_class", "positive_scale"]

@@ -1,0 +1,60 @@
+"""The emission interface: features -> a ``torch.distributions`` object over x_t.
+
+An emission head maps a feature vector to a ``torch.distributions`` object whose
+``log_prob(x)`` returns one log-density per time step (event dimensions summed).
+Models never write a likelihood formula; the objective calls ``log_prob``.
+
+The registry of emissions, by ``model.emission.name``, is :data:`vrnn.emissions.EMISSIONS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+
+from ..errors import VrnnError
+
+
+@dataclass(frozen=True)
+class EmissionConfig:
+    """The output distribution p(x_t | ·): ``model.emission`` in a config."""
+
+    name: str = "gauss"  # gauss | gmm | bernoulli | strokes
+    components: int = 20  # mixture components for gmm and strokes (VRNN paper: 20)
+    min_scale: float = 1e-3  # floor on Gaussian standard deviations
+
+
+def diag_gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
+    """N(loc, diag(scale^2)) with the last dimension as the event.
+
+    Argument validation is off here and in every emission: it costs time on every step,
+    and a diverging run is reported by the trainer's own finiteness check instead.
+    """
+    return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
+
+
+def positive_scale(raw: torch.Tensor, floor: float) -> torch.Tensor:
+    return F.softplus(raw) + floor
+
+
+class Emission(nn.Module):
+    """Features (..., in_features) -> distribution over x_t (..., x_dim)."""
+
+    name = "base"
+    real_valued = True  # real-valued data are normalised with the training mean/std
+    normalized_columns: tuple[int, ...] | None = None  # the features normalised; None: all of them
+
+    def __init__(self, cfg: EmissionConfig, in_features: int, x_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.x_dim = x_dim
+
+    def forward(self, h: torch.Tensor) -> Distribution:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def check_data(cls, x, where: str) -> None:
+        """Raise a VrnnError naming ``where`` if ``x`` (a numpy array) is outside the support."""

@@ -1,0 +1,90 @@
+"""Audio as files a person opens: 16-bit WAV, waveform plots, and Figs. 2 and 3 of Chung et al. (2015)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.audio import join_frames, soundfile_module
+from ..io import atomic_write
+from .figures import pyplot, save_figure
+
+
+def write_wav(path: Path, wave: np.ndarray, rate: int) -> None:
+    """16-bit PCM WAV (what every player opens); samples outside [-1, 1] are clipped."""
+    sf = soundfile_module()
+    with atomic_write(path) as tmp:
+        sf.write(str(tmp), np.clip(wave, -1.0, 1.0).astype(np.float32), int(rate), subtype="PCM_16", format="WAV")
+
+
+def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> None:
+    """The waveform against time in seconds."""
+    plt = pyplot()
+    t = np.arange(len(wave)) / rate
+    fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
+    ax.plot(t, wave, lw=0.4, color="k")
+    ax.set_xlim(0, t[-1] if len(t) else 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def fig2_png(path: Path, res: dict, title: str = "") -> None:
+    """δ_t (top), the KL of each latent dimension per step (middle), the waveform (bottom), one time axis."""
+    plt = pyplot()
+    T, Z = res["kl"].shape
+    frame = len(res["wave"]) // T
+    rate = res.get("rate")
+    scale = frame / rate if rate else 1.0  # seconds (audio) or steps per frame
+    fig, axes = plt.subplots(3, 1, figsize=(10, 6.5), dpi=100, sharex=True,
+                             gridspec_kw={"height_ratios": [1, 1.4, 1]})
+    t = (np.arange(T) + 0.5) * scale  # step t covers [t, t+1) frames
+    axes[0].plot(t, res["delta"], color="k", lw=1)
+    axes[0].set_ylabel("δ_t")
+    im = axes[1].imshow(res["kl"].T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                        extent=(0, T * scale, -0.5, Z - 0.5))
+    axes[1].set_ylabel("latent dim")
+    fig.colorbar(im, ax=axes[1], orientation="horizontal", fraction=0.05, pad=0.02, aspect=60,
+                 label="KL per dimension (nats)")
+    axes[2].plot(np.arange(len(res["wave"])) / (rate or frame), res["wave"], color="k", lw=0.4)
+    axes[2].set_ylabel("waveform")
+    axes[2].set_xlabel("time (s)" if rate else "step")
+    axes[2].set_xlim(0, T * scale)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def waveforms_png(out: Path, rows: dict[str, np.ndarray], rate: int, zoom: float = 0.05) -> None:
+    """One row per waveform (label -> samples at ``rate``): whole (left, the zoomed window shaded) and
+    ``zoom`` seconds from its middle (right) — Chung et al. (2015) Fig. 3."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 1.8 * len(rows)), dpi=100, squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1]})
+    for r, (label, wave) in enumerate(rows.items()):
+        t = np.arange(len(wave)) / rate
+        lo = max(0, len(wave) // 2 - int(zoom * rate) // 2)
+        hi = min(len(wave), lo + max(2, int(zoom * rate)))
+        axes[r, 0].plot(t, wave, lw=0.3, color="k")
+        axes[r, 0].axvspan(lo / rate, hi / rate, color="tab:orange", alpha=0.3)
+        axes[r, 0].set_xlim(0, t[-1])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+        axes[r, 1].plot(t[lo:hi], wave[lo:hi], lw=0.8, color="k")
+        axes[r, 1].set_xlim(t[lo], t[hi - 1])
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 1].set_xlabel(f"zoom: {zoom * 1000:g} ms")
+    axes[0, 0].set_title("whole")
+    axes[0, 1].set_title("zoomed")
+    fig.tight_layout()
+    save_figure(fig, out)
+
+
+def write_audio_samples(paths: dict[str, Path], x: np.ndarray, meta: dict, title: str) -> None:
+    """The first sample's frames joined into one waveform: a 16-bit WAV at the data's rate and its plot."""
+    wave, rate = join_frames(x[0]), int(meta["rate"])
+    write_wav(paths[".wav"], wave, rate)
+    waveform_png(paths[".png"], wave, rate, f"{title} ({len(wave) / rate:g} s at {rate} Hz)")

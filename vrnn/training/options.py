@@ -1,0 +1,27 @@
+"""``[train]`` of a config: the optimiser, the schedules, stopping rules and where to run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 64
+    length_pool: int = 4  # batches per length-sorted pool (less padding); 1 = plain random batches
+    lr: float = 1e-3
+    lr_decay_start: int = 0  # steps at the full learning rate before it decays; 0 with lr_half_life 0 = constant
+    lr_half_life: float = 0.0  # steps over which the learning rate halves after lr_decay_start; 0 = no decay
+    max_steps: int = 2000
+    ema: float = 0.0  # decay of an exponential moving average of the weights, which validation, checkpoints'
+    # "model" and everything downstream use (0 = off; the raw weights are kept for resuming)
+    clip_norm: float = 10.0  # gradient-norm clipping before every optimiser step; 0 disables
+    kl_start: float = 1.0  # KL weight at step 0, raised linearly to 1 over kl_warmup_steps
+    kl_warmup_steps: int = 0
+    eval_every: int = 200  # steps between validation evaluations (and checkpoints)
+    patience: int = 10  # evaluations without a better validation ELBO before stopping
+    max_minutes: float = 0.0  # wall-clock budget, checked at evaluations; 0 = none (resume is then not exact)
+    eval_batch_size: int = 128
+    tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
+    # per chunk, the model's final state carried (detached) across chunks; 0 = off. Steps count batches.
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
