@@ -195,7 +195,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", metavar="PATH", help="also write the figures as a markdown report (benchmarks/SPEED.md)")
     s.add_argument("--jsb", metavar="PATH", help="also time the K=40 evaluation of this JSB Chorales pickle's test set")
     s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser("experiment", help="train, evaluate and report the runs an experiment file lists",
+                       description="Run an experiment (benchmarks/*/experiment.toml): train every run in resumable "
+                                   "segments, export slim checkpoints with their learning curves, evaluate every "
+                                   "committed checkpoint and write RESULTS.md from those evaluations.")
+    s.add_argument("experiment", help="the experiment file, e.g. benchmarks/polyphonic/experiment.toml")
+    s.add_argument("--eval-only", action="store_true", help="evaluate the committed checkpoints and render; no training")
+    s.add_argument("--data-dir", help="folder the experiment's {data_dir} paths point into "
+                                      "(default $VRNN_BENCHMARK_DATA, else shared/data beside the repository)")
+    s.add_argument("--work", help="folder for the training runs (default runs/experiments/NAME)")
+    s.add_argument("--runs", metavar="A,B", help="train only these runs (all are still evaluated)")
+    s.add_argument("--resume", action="store_true", help="continue the runs found in --work")
+    s.add_argument("--minutes", type=float, default=0.0,
+                   help="stop starting new training segments after this many minutes (continue with --resume)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_experiment)
     return p
+
+
+def _cmd_experiment(args) -> None:
+    from .experiments.runner import run_experiment
+
+    run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
+                   runs=[r for r in (args.runs or "").split(",") if r], resume=args.resume, minutes=args.minutes,
+                   overrides=args.set, quiet=args.quiet)
 
 
 def _cmd_bench(args) -> None:

@@ -1,0 +1,302 @@
+"""Report layouts: ``RESULTS.md`` (and figures) from an experiment's ``results.json``.
+
+A report reads only the evaluations, the runs' training records and the experiment file, so
+the same checkpoints always render the same file (dates, evaluation times and the evaluating
+machine stay in ``results.json``). Layouts (``report = ...`` in the experiment file):
+
+* ``polyphonic``       SRNN Table 2: nats per time step, two normalisations, beside published numbers
+* ``speech``           VRNN Table 1: nats per sequence, paired differences with standard errors
+* ``handwriting``      VRNN Table 1's IAM-OnDB column, and a Fig. 4-like grid of samples
+* ``time_to_quality``  a test-ELBO-against-training-time curve of one run
+
+Every layout also draws each data set's learning curves (validation ELBO against steps and
+minutes, every run on it) where the runs' records hold them.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..outputs.figures import pyplot, save_figure
+
+
+def fmt(v, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def duration(s) -> str:
+    if s is None:
+        return "—"
+    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def command(exp, eval_only: bool = True) -> str:
+    return f"`vrnn experiment {exp.path.relative_to(exp.root)}{' --eval-only' if eval_only else ''}`"
+
+
+def rows(exp, results: dict, data: str):
+    """(run spec, run key, evaluation report, training record) of every evaluated run on ``data``, in file order."""
+    evals, infos = results["evaluations"].get(data, {}), results["runs"].get(data, {})
+    for run, d, seed in exp.cells():
+        key = run.key(seed)
+        if d == data and key in evals:
+            label = run.label if len(run.seeds) == 1 else f"{run.label} (seed {seed})"
+            yield run, key, label, evals[key], infos.get(key, {})
+
+
+def learning_curves(exp, results: dict) -> list[Path]:
+    """One PNG per data set: validation ELBO against steps and against training minutes, every run on it."""
+    written = []
+    for data in results["evaluations"]:
+        curves = [(label, info["curve"]) for _, _, label, _, info in rows(exp, results, data) if info.get("curve")]
+        if not curves:
+            continue
+        plt = pyplot()
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, sharey=True)
+        for label, curve in curves:
+            v = [c["valid_elbo_per_step"] for c in curve]
+            axes[0].plot([c["step"] for c in curve], v, label=label)
+            axes[1].plot([c["elapsed_s"] / 60 for c in curve], v, label=label)
+        axes[0].set_xlabel("training step")
+        axes[1].set_xlabel("training wall-clock minutes")
+        axes[0].set_ylabel("validation ELBO (nats per step, total/total)")
+        axes[0].set_title(data)
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        path = exp.folder / f"curves-{data}.png"
+        save_figure(fig, path)
+        written.append(path)
+    return written
+
+
+def write(exp, lines: list[str]) -> Path:
+    out = exp.folder / "RESULTS.md"
+    out.write_text("\n".join(lines).rstrip("\n") + "\n")
+    return out
+
+
+# ---- polyphonic music: SRNN Table 2 --------------------------------------------------------
+def polyphonic(exp, results: dict) -> Path:
+    k = exp.eval.iw_samples
+    lines = [
+        f"# {exp.title}", "",
+        f"Written by {command(exp)}. Test split; all numbers in **nats per time step** (higher is "
+        "better). Two normalisations: **total/total** = total log-likelihood of the test set over its total number "
+        "of steps; **mean of pieces** = mean over pieces of each piece's per-step average. Log-likelihoods are exact "
+        f"for the RNN and importance-sampled with K = {k} posterior samples for the latent-variable "
+        "models (a stochastic lower bound that tightens with K).", "",
+    ]
+    published = exp.report_options.get("published", [])
+    for data, spec in exp.data.items():
+        found = list(rows(exp, results, data))
+        if not found:
+            continue
+        first = found[0][3]
+        lines += [f"## {data}", "", f"Framing: {spec.about}. Test set: {first['num_sequences']} pieces, "
+                  f"{first['num_steps']} steps.", "",
+                  "| model | ELBO total/total | ELBO mean of pieces | log-lik. total/total | log-lik. mean of pieces "
+                  "| log-lik. method | train steps | train time | trained on |",
+                  "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+        for run, key, label, r, info in found:
+            method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
+            lines.append(
+                f"| {label} | {fmt(r['elbo']['per_step_total'])} | {fmt(r['elbo']['per_step_mean_of_sequences'])} "
+                f"| {fmt(r['log_likelihood']['per_step_total'])} | {fmt(r['log_likelihood']['per_step_mean_of_sequences'])} "
+                f"| {method} | {info.get('steps', '—')} | {duration(info.get('train_seconds'))} "
+                f"| {info.get('hardware', '—')} |")
+        lines += ["", "Published numbers on this data (SRNN Table 2, as listed in ../shared/data/README.md; the "
+                  "normalisation is the source paper's):", ""]
+        for p in (p for p in published if p["data"] == data):
+            if p.get("value") is None:
+                lines.append(f"- {p['label']}: {p.get('what') or 'different framing'} — not comparable with the rows "
+                             "above.")
+                continue
+            key = "elbo" if p["what"] == "ELBO" else "log_likelihood"
+            gaps = [f"{label} {r[key]['per_step_total'] - p['value']:+.3f}" for run, _, label, r, _ in found
+                    if run.name in p.get("targets", [])]
+            gap_text = f"; ours minus published ({p['what']}, total/total): " + ", ".join(gaps) if gaps else ""
+            lines.append(f"- {p['label']}: {p['what']} {p['value']:.2f}{gap_text}")
+        lines.append("")
+    return write(exp, lines + curve_links(exp, results))
+
+
+def curve_links(exp, results: dict) -> list[str]:
+    paths = learning_curves(exp, results)
+    return [f"![learning curves: {p.stem[7:]}]({p.name})" for p in paths] + ([""] if paths else [])
+
+
+# ---- speech: VRNN Table 1 -------------------------------------------------------------------
+def _speech_cell(r: dict | None) -> str:
+    if r is None:
+        return "—"
+    if r["log_likelihood_method"] == "exact":
+        return f"{r['log_likelihood']['per_sequence']:.0f}"
+    return f"≥ {r['elbo']['per_sequence']:.0f} (≈ {r['log_likelihood']['per_sequence']:.0f})"
+
+
+def _published_cell(value, exact: bool) -> str:
+    if not value or value[0] is None:
+        return "—"
+    elbo, iw = value[0], value[1] if len(value) > 1 else None
+    return f"{elbo}" if exact else f"≥ {elbo}" + (f" (≈ {iw})" if iw is not None else "")
+
+
+def paired_difference(a: dict, b: dict, key: str = "log_likelihood") -> tuple[float, float]:
+    """Mean and standard error of (a − b) over the same test sequences."""
+    d = np.asarray(a["sequences"][key]) - np.asarray(b["sequences"][key])
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
+def speech(exp, results: dict) -> Path:
+    opts = exp.report_options
+    corpora = [d for d in exp.data if d in results["evaluations"]]
+    published, columns = opts.get("published", {}), opts.get("published_columns", [])
+    lines = [f"# {exp.title}", "", f"Generated by {command(exp)}.", "", *opts.get("intro", []), ""]
+    lines += ["| Model | " + " | ".join(exp.data[c].about for c in corpora) + " | "
+              + " | ".join(f"{c} (published)" for c in columns) + " |", "|" + " --- |" * (len(corpora) + len(columns) + 1)]
+    for run in exp.runs.values():
+        exact = run.name.startswith("rnn-")
+        cells = [_speech_cell(results["evaluations"][c].get(run.key(run.seeds[0]))) for c in corpora]
+        pub = [_published_cell(published.get(run.name, {}).get(col.lower()), exact) for col in columns]
+        lines.append(f"| {run.label} | " + " | ".join(cells + pub) + " |")
+    lines += ["", opts.get("published_note", ""), "", "## The paper's question, answered on our data", "",
+              "Differences of the log-likelihood estimates on the same test sequences, with their standard error "
+              "over sequences (the IS estimate is itself a stochastic lower bound).", ""]
+    for c in corpora:
+        res = results["evaluations"][c]
+        lines += [f"**{exp.data[c].about}**", ""]
+        for a, b, question in opts.get("comparisons", []):
+            if a in res and b in res:
+                m, se = paired_difference(res[a], res[b])
+                verdict = ("higher" if m > 0 else "lower") + (" (more than two standard errors)" if abs(m) > 2 * se
+                                                              else " (within two standard errors: not resolved)")
+                la, lb = exp.runs[a].label, exp.runs[b].label
+                lines.append(f"- {question} {la} − {lb} = {m:+.1f} ± {se:.1f} nats per sequence: {la} is {verdict}.")
+        lines.append("")
+    lines += ["## Data and training", "",
+              "| corpus | rate | frames × samples | sequence | train / valid / test sequences | split |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for c in corpora:
+        m = results["data"][c]
+        counts = " / ".join(str(m["sequences"][s]) for s in ("train", "valid", "test"))
+        lines.append(f"| {c} | {m['rate']} Hz | {m['sequence_frames']} × {m['frame_size']} | "
+                     f"{m['sequence_seconds']:g} s | {counts} | {m['split']} |")
+    lines += ["", "| corpus | model | steps | train minutes | stopped | checkpoint MB |", "| --- | --- | --- | --- | --- | --- |"]
+    for c in corpora:
+        for run, key, label, r, info in rows(exp, results, c):
+            size = (exp.root / r["checkpoint"]).stat().st_size / 2 ** 20
+            lines.append(f"| {c} | {label} | {r['step']} | {info.get('train_seconds', float('nan')) / 60:.1f} | "
+                         f"{info.get('stopped', '?')} | {size:.1f} |")
+    lines += ["", opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
+    return write(exp, lines + curve_links(exp, results))
+
+
+# ---- handwriting: VRNN Table 1, IAM-OnDB column ------------------------------------------------
+def handwriting(exp, results: dict) -> Path:
+    from ..checkpoint import load_model
+
+    opts = exp.report_options
+    (data,) = [d for d in exp.data if d in results["evaluations"]]
+    found = list(rows(exp, results, data))
+    first = found[0][3]
+    lines = [
+        f"# {exp.title}", "",
+        f"Written by {command(exp)}. Test split of the Omniglot stroke-3 data "
+        f"({first['num_sequences']} drawings, {first['num_steps']} steps); **nats per sequence**, "
+        "higher is better. Each step is (Δx, Δy, pen-up); only Δx, Δy are normalised (global mean/std of the "
+        "training offsets, as in the paper), and the numbers are the densities of the normalised data, like the "
+        f"paper's. Log-likelihood: exact for the RNNs, importance-sampled with K = {exp.eval.iw_samples} posterior "
+        "samples for the VRNNs (an estimate of a lower bound that tightens with K).", "",
+        "| model | output (K components) | steps | test ELBO | test log-likelihood | per step (LL) | "
+        "original units (LL) | paper, IAM-OnDB: ELBO / LL |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    published, models = opts.get("published", {}), {}
+    for run, key, label, r, info in found:
+        ll, elbo = r["log_likelihood"], r["elbo"]
+        exact = r["log_likelihood_method"] == "exact"
+        orig = r.get("original_units", {}).get("log_likelihood", {}).get("per_sequence")
+        pe, pl = published.get(run.name, [None, None])
+        paper = (f"{pl}" if exact else f"≥ {pe} / ≈ {pl}") if pl is not None else "—"
+        models[label] = load_model(exp.root / r["checkpoint"])
+        k = models[label][0].cfg.emission.components
+        lines.append(f"| {label} | pen strokes (K = {k}) | {r['step']} | "
+                     f"{'= LL' if exact else '≥ ' + fmt(elbo['per_sequence'], 1)} | "
+                     f"{'' if exact else '≈ '}{fmt(ll['per_sequence'], 1)} | {fmt(ll['per_step_total'], 3)} | "
+                     f"{fmt(orig, 1)} | {paper} |")
+    figure = samples_grid(exp, results["data"][data]["source"], models, opts.get("figure", {}))
+    lines += ["", *opts.get("notes", []), "", f"![training drawings and unconditional samples]({figure.name})", "",
+              "Checkpoints: `checkpoints/<data>/<model>.pt` (each with a .json of its training run: steps, time, "
+              "hardware, overrides).", ""]
+    return write(exp, lines + curve_links(exp, results))
+
+
+def samples_grid(exp, source: str, models: dict, opts: dict) -> Path:
+    """VRNN Fig. 4: training drawings next to unconditional samples of each model (seeded)."""
+    from ..data import DataConfig, load_dataset
+    from ..outputs.strokes import strokes_grid_png
+    from ..sampling import sample
+
+    rows_, seed = int(opts.get("rows", 8)), int(opts.get("seed", 0))
+    train = load_dataset(DataConfig(source=source)).splits["train"]
+    pick = np.random.default_rng(seed).choice(len(train), rows_, replace=False)
+    steps = int(opts.get("steps") or np.median([len(a) for a in train]))
+    columns = [("training data", [train[i] for i in pick])]
+    columns += [(label, list(sample(m, steps, rows_, norm, seed))) for label, (m, norm, _) in models.items()]
+    out = exp.folder / "samples.png"
+    strokes_grid_png(out, columns)
+    return out
+
+
+# ---- time to quality -------------------------------------------------------------------------
+NORMALISATIONS = {  # curve key -> how the number is normalised
+    "elbo_per_step_total": "total over total steps",
+    "elbo_per_step_mean_of_sequences": "mean over pieces of each piece's per-step average, as the SRNN "
+                                       "paper's released code computes its test ELBO",
+}
+
+
+def _verdict(curve: list[dict], key: str, target: float, minutes: float) -> str:
+    within = [p for p in curve if p["train_seconds"] <= 60 * minutes]
+    reached = next((p for p in within if p[key] >= target), None)
+    if reached:
+        return f"reached {target} after {reached['train_seconds'] / 60:.1f} min (step {reached['step']}, {reached[key]:.3f})"
+    best = max(within or curve, key=lambda p: p[key])
+    return (f"did not reach {target} in {minutes:g} min; best {best[key]:.3f} at step {best['step']} "
+            f"(gap {target - best[key]:.3f} nats per step)")
+
+
+def time_to_quality(exp, results: dict) -> Path:
+    opts = exp.report_options
+    target, minutes = opts["target"], opts["minutes"]
+    (data,) = [d for d in exp.data if d in results["runs"]]
+    (_, _, label, r, info) = next(rows(exp, results, data))
+    curve = info["test_curve"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    t = [p["train_seconds"] / 60 for p in curve]
+    ax.plot(t, [p["elbo_per_step_total"] for p in curve], "o-", label="test ELBO, total / total steps")
+    ax.plot(t, [p["elbo_per_step_mean_of_sequences"] for p in curve], "s--", ms=3, label="test ELBO, mean of pieces")
+    ax.axhline(target, color="grey", ls=":", label=f"SRNN paper: {target}")
+    ax.axvline(minutes, color="grey", lw=0.8)
+    ax.set_ylim(max(min(p["elbo_per_step_total"] for p in curve), target - 1.0), target + 0.25)
+    ax.set_xlabel("training wall-clock time (minutes)")
+    ax.set_ylabel("test ELBO (nats per time step)")
+    ax.set_title(f"{label} on {data}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, exp.folder / "curve.png")
+    lines = [f"# {exp.title}", "", opts.get("intro", "") + f" {info.get('hardware', '')}.", ""]
+    lines += [f"**{name}:** {_verdict(curve, key, target, minutes)}.\n" for key, name in NORMALISATIONS.items()]
+    lines += ["| minutes | step | test ELBO (total/total) | test ELBO (mean of pieces) |", "|---:|---:|---:|---:|"]
+    lines += [f"| {p['train_seconds'] / 60:.1f} | {p['step']} | {p['elbo_per_step_total']:.3f} | "
+              f"{p['elbo_per_step_mean_of_sequences']:.3f} |" for p in curve]
+    lines += ["", "![curve](curve.png)", "", f"Produced by {command(exp, eval_only=False)}"
+              + (f" ({opts['produced_by']})" if opts.get("produced_by") else "") + "; "
+              f"{command(exp)} redraws it from the committed checkpoint's record.", ""]
+    return write(exp, lines)
+
+
+REPORTS = {"polyphonic": polyphonic, "speech": speech, "handwriting": handwriting, "time_to_quality": time_to_quality}

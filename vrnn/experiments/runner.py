@@ -1,0 +1,198 @@
+"""One runner for every experiment: train each run (resumably), keep its slim checkpoint and learning
+curve, evaluate every committed checkpoint with :func:`vrnn.api.evaluate_checkpoint`, render the report.
+
+``vrnn experiment benchmarks/NAME/experiment.toml [--eval-only]``:
+
+1. **train** (skipped with ``--eval-only``): every (run, data set, seed) trains with the library's
+   trainer under ``--work`` (default ``runs/experiments/NAME``, ignored by git), in segments of
+   ``segment_steps`` (each a ``--resume`` of the same run, which continues exactly). With
+   ``--minutes M`` the invocation stops starting new segments after M minutes; ``--resume`` later
+   continues every unfinished run where it stopped, so an experiment longer than one sitting is
+   trained in several. A finished run's best checkpoint is exported without optimiser state to
+   ``benchmarks/NAME/checkpoints/<data>/<run>.pt`` beside a ``.json`` of how it was trained (steps,
+   why it stopped, time, hardware, overrides, and its learning curve from ``log.jsonl``).
+2. **evaluate**: every committed checkpoint, with the experiment's ``[eval]`` settings; the reports go
+   to ``benchmarks/NAME/results.json`` (with the date, the hardware and the evaluation times).
+3. **render**: ``RESULTS.md`` (and the figures the report draws) from ``results.json`` only, so the
+   same checkpoints always give the same file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+from ..api import evaluate_checkpoint
+from ..checkpoint import export_checkpoint, load_checkpoint
+from ..config import load_config
+from ..data import DataConfig, SequenceData, load_dataset
+from ..data.recipes import prepare
+from ..errors import VrnnError
+from ..speed.bench import describe_hardware
+from ..training.trainer import fit
+from .reports import REPORTS
+from .spec import Experiment, RunSpec
+
+MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
+CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "train_elbo_per_step", "kl_weight", "lr")
+
+
+def default_data_dir(exp: Experiment) -> Path:
+    """$VRNN_BENCHMARK_DATA, else the ``shared/data`` folder beside the repository (the developers' layout)."""
+    return Path(os.environ.get("VRNN_BENCHMARK_DATA", exp.root.parent / "shared" / "data"))
+
+
+def resolve_source(exp: Experiment, name: str, data_dir: Path) -> str:
+    """The ``data.source`` of data set ``name``: its file under ``data_dir``, or its prepared name (prepared now
+    with the recipe's options if it is not cached yet)."""
+    spec = exp.data[name]
+    fill = lambda v: v.replace("{data_dir}", str(data_dir)) if isinstance(v, str) else v  # noqa: E731
+    if spec.prepare:
+        opts = {k: fill(v) for k, v in spec.prepare.items() if k != "recipe"}
+        if "source" in opts and not Path(opts["source"]).exists():
+            raise VrnnError(f"{opts['source']}: not found (data set {name!r} of {exp.path}); pass --data-dir with "
+                            f"the folder that holds it")
+        prepare(spec.prepare.get("recipe", spec.source), save_as=spec.source, **opts)
+        return spec.source
+    source = fill(spec.source)
+    if not Path(source).exists():
+        raise VrnnError(f"{source}: not found (data set {name!r} of {exp.path}); pass --data-dir with the folder "
+                        f"that holds it")
+    return source
+
+
+def run_dir(work: Path, run: RunSpec, data: str, seed: int) -> Path:
+    return work / data / run.key(seed)
+
+
+def learning_curve(log: Path) -> list[dict]:
+    """The validation records of a run's ``log.jsonl`` (one per evaluation), without duplicates from resumes."""
+    if not log.is_file():
+        return []
+    records: dict[int, dict] = {}
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        records[r["step"]] = {k: r[k] for k in CURVE_KEYS if k in r}
+    return [records[s] for s in sorted(records)]
+
+
+def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, work: Path, *, resume: bool,
+              overrides: list[str], deadline: float, quiet: bool) -> dict | None:
+    """Train one (run, data set, seed) in segments; the info of the finished run, or None if ``deadline``
+    (a ``time.monotonic()`` value) came first and the run is left to ``--resume``."""
+    sets = [f"data.source={json.dumps(source)}", f"train.seed={seed}", *run.overrides, *overrides]
+    cfg = load_config(exp.root / run.config, sets)
+    total, seg = cfg.train.max_steps, run.segment_steps or cfg.train.max_steps
+    if seg % cfg.train.eval_every and seg != total:
+        raise VrnnError(f"{exp.path}: [runs.{run.name}] segment_steps={seg} is not a multiple of train.eval_every="
+                        f"{cfg.train.eval_every}; a segment must end at an evaluation so segments change nothing")
+    out = run_dir(work, run, data, seed)
+    resuming = resume and (out / "last.pt").is_file()
+    step = load_checkpoint(out / "last.pt")["step"] if resuming else 0
+    curve_file = out / "test_curve.json"
+    test_curve = json.loads(curve_file.read_text()) if resuming and curve_file.is_file() else []
+    print(f"== {data} / {run.key(seed)}: {'resuming at step ' + str(step) if resuming else 'training'} -> {out}",
+          flush=True)
+    while True:
+        chunk = cfg.replace(train=dataclasses.replace(cfg.train, max_steps=min(total, step + seg)))
+        result = fit(chunk, out, resume=resuming, overwrite=not resuming, progress=not quiet)
+        resuming, step = True, result.steps
+        if run.curve_split:  # a point of the time-to-quality curve: the latest weights on that split
+            r = evaluate_checkpoint(out / "last.pt", split=run.curve_split, iw_samples=1, data_source=source)
+            test_curve.append({"train_seconds": load_checkpoint(out / "last.pt")["elapsed"], "step": step,
+                               "elbo_per_step_total": r["elbo"]["per_step_total"],
+                               "elbo_per_step_mean_of_sequences": r["elbo"]["per_step_mean_of_sequences"]})
+            curve_file.write_text(json.dumps(test_curve, indent=1))
+        if result.stopped != "max_steps" or step >= total:
+            break
+        if time.monotonic() >= deadline:
+            print(f"   stopped at step {step} (--minutes spent); continue with --resume", flush=True)
+            return None
+    last = load_checkpoint(out / "last.pt")
+    info = {"run": run.name, "data": data, "seed": seed, "steps": step, "best_step": load_checkpoint(
+        out / "best.pt")["step"], "stopped": result.stopped, "best_valid_elbo_per_step": result.best_valid_elbo,
+            "train_seconds": last["elapsed"], "hardware": describe_hardware(), "overrides": sets,
+            "date": datetime.date.today().isoformat(), "curve": learning_curve(out / "log.jsonl")}
+    if test_curve:
+        info["test_curve"] = test_curve
+    return info
+
+
+def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict) -> Path:
+    dest = exp.checkpoint(run, data, seed)
+    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest) / 2 ** 20
+    dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
+    if size > MAX_CHECKPOINT_MB:
+        print(f"warning: {dest} is {size:.1f} MB, over the {MAX_CHECKPOINT_MB} MB limit for committed checkpoints",
+              flush=True)
+    return dest
+
+
+def data_summary(data: SequenceData) -> dict:
+    """What a report says about a data set: its metadata (plain values) and the split sizes."""
+    meta = {k: v for k, v in data.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    return meta | {"sequences": {s: len(v) for s, v in data.splits.items()},
+                   "steps": {s: int(sum(len(a) for a in v)) for s, v in data.splits.items()}}
+
+
+def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
+    """Evaluate every committed checkpoint of the experiment; the content of ``results.json``."""
+    ev = exp.eval
+    results = {"experiment": str(exp.path.relative_to(exp.root)), "date": datetime.date.today().isoformat(),
+               "hardware": describe_hardware(), "eval": dataclasses.asdict(ev), "data": {}, "runs": {},
+               "evaluations": {}, "eval_seconds": {}}
+    for name in exp.data:
+        cells = [(run, seed) for run, d, seed in exp.cells() if d == name and exp.checkpoint(run, d, seed).is_file()]
+        if not cells:
+            continue
+        data = load_dataset(DataConfig(source=sources[name]))
+        results["data"][name] = data_summary(data)
+        for run, seed in cells:
+            path = exp.checkpoint(run, name, seed)
+            t0 = time.perf_counter()
+            report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size,
+                                         data=data, per_sequence=True)
+            report["checkpoint"] = str(path.relative_to(exp.root))
+            info = path.with_suffix(".json")
+            key = run.key(seed)
+            results["evaluations"].setdefault(name, {})[key] = report
+            results["runs"].setdefault(name, {})[key] = json.loads(info.read_text()) if info.is_file() else {}
+            results["eval_seconds"].setdefault(name, {})[key] = round(time.perf_counter() - t0, 1)
+            print(f"{name:16s} {key:22s} ELBO {report['elbo']['per_step_total']:9.3f}  log-lik "
+                  f"{report['log_likelihood']['per_step_total']:9.3f} nats/step (total/total)", flush=True)
+    if not results["evaluations"]:
+        raise VrnnError(f"{exp.folder / 'checkpoints'}: no checkpoints; train first (run without --eval-only)")
+    return results
+
+
+def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
+                   work: str | Path | None = None, runs: list[str] | None = None, resume: bool = False,
+                   minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False) -> Path:
+    """``vrnn experiment``: train (unless ``eval_only``), evaluate and render; returns the RESULTS.md path."""
+    from .spec import load_experiment
+
+    exp = load_experiment(path)
+    unknown = [r for r in runs or [] if r not in exp.runs]
+    if unknown:
+        raise VrnnError(f"--runs: {unknown[0]!r} is not a run of {exp.path}; choose from {', '.join(exp.runs)}")
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
+    work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
+    used = {d for run, d, _ in exp.cells()}
+    sources = {name: resolve_source(exp, name, data_dir) for name in exp.data if name in used}
+    if not eval_only:
+        deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
+        for run, d, seed in exp.cells():
+            if runs and run.name not in runs:
+                continue
+            info = train_run(exp, run, d, seed, sources[d], work, resume=resume, overrides=overrides or [],
+                             deadline=deadline, quiet=quiet)
+            if info is not None:
+                export(exp, run, d, seed, work, info)
+    results = evaluate_all(exp, sources)
+    (exp.folder / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    out = REPORTS[exp.report](exp, results)
+    print(f"wrote {out}")
+    return out
