@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from vrnn import evaluate_checkpoint, load_config, sample_checkpoint  # noqa: E402
 from vrnn.data.recipes import prepare  # noqa: E402
 from vrnn.training.trainer import fit  # noqa: E402
-from vrnn.speed.bench import describe_hardware as hardware  # noqa: E402
+from vrnn.hardware import describe_hardware as hardware  # noqa: E402
 
 MODELS = ["rnn", "vrnn-i", "vrnn"]
 

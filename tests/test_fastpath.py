@@ -68,7 +68,8 @@ def test_training_losses_agree_and_depend_on_the_noise():
 def test_library_and_reference_do_the_same_matrix_arithmetic():
     """The fast path batches the per-step products; it does not skip or add any (FLOPs of one
     training step, forward and backward, as counted by torch's FlopCounterMode)."""
-    from vrnn.speed.bench import BenchConfig, count_flops, make_batches, trainers
+    from vrnn.speed.configs import BenchConfig, make_batches
+    from vrnn.speed.measure import count_flops, trainers
 
     bc = BenchConfig(dict(kind="vrnn", x_dim=6, hidden=8, width=8, layers=2, z_dim=3,
                           emission=EmissionConfig("gauss")), batch=4, steps=20)

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
                        description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "
-                                   "and peak memory of the library and of benchmarks/reference.py; scaling with T and K.")
+                                   "and peak memory of the library and of vrnn/speed/reference.py; scaling with T and K.")
     s.add_argument("--configs", nargs="+", metavar="NAME", help="configurations (default: all; small, paper, srnn-polyphonic)")
     s.add_argument("--quick", action="store_true", help="one short repeat of each measurement (checks that it runs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
@@ -224,9 +224,18 @@ def _cmd_experiment(args) -> None:
 
 
 def _cmd_bench(args) -> None:
-    from .speed.bench import main as bench_main
+    from .device import resolve_device
+    from .io import atomic_write
+    from .speed.bench import run_bench
+    from .speed.report import format_markdown, format_text
 
-    bench_main(args)
+    progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 (stderr: --json output stays clean)
+    r = run_bench(device=resolve_device(args.device, setting="--device"), quick=args.quick, configs=args.configs,
+                  memory=not args.no_memory, progress=progress, jsb=args.jsb)
+    if args.markdown:
+        with atomic_write(args.markdown) as tmp:
+            tmp.write_text(format_markdown(r))
+    print(json.dumps(r) if args.json else format_text(r))
 
 
 def main(argv: list[str] | None = None) -> int:
