@@ -7,7 +7,11 @@ import torch
 from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint, load_model
 from vrnn.errors import TrainingDiverged, VrnnError
-from vrnn.training.trainer import epoch_order, fit, kl_weight, learning_rate
+from vrnn.models import StepTerms, build_model
+from vrnn.objectives import training_loss
+from vrnn.training.averaging import WeightAverage
+from vrnn.training.schedules import epoch_order, kl_weight, learning_rate
+from vrnn.training.trainer import fit
 
 from conftest import tiny_config
 
@@ -29,6 +33,67 @@ def test_learning_rate_is_constant_then_halves_every_half_life():
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
     a, b, c = epoch_order(50, 1, 3), epoch_order(50, 1, 3), epoch_order(50, 1, 4)
     assert a == b and a != c and sorted(a) == list(range(50))
+
+
+def test_weight_average_is_the_warm_up_ema_exactly_across_a_resume():
+    """The AveragedModel-based average equals a ← lerp(a, p, 1 − min(decay, (1+step)/(10+step))), starting
+    from the initial weights, bit for bit, with two updates sharing each step (truncated BPTT) and the
+    average restored from its state_dict in the middle, as a resumed run restores checkpoint["model"]."""
+    cfg = tiny_config("vrnn", "conditional")
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    expected = [p.detach().clone() for p in model.parameters()]
+    avg = WeightAverage(model, 0.9)
+
+    def train(avg, steps):
+        for step in steps:
+            for _ in range(2):
+                with torch.no_grad():  # a stand-in for an optimiser update
+                    for p in model.parameters():
+                        p.add_(torch.randn_like(p))
+                avg.update(model, step)
+                for a, p in zip(expected, model.parameters()):
+                    a.lerp_(p, 1.0 - min(0.9, (1 + step) / (10 + step)))
+
+    train(avg, range(3))
+    resumed = WeightAverage(build_model(cfg.model), 0.9)
+    resumed.module.load_state_dict(avg.module.state_dict())
+    train(resumed, range(3, 6))
+    for a, b in zip(expected, resumed.module.parameters()):
+        assert torch.equal(a, b)
+    assert set(resumed.module.state_dict()) == set(model.state_dict())  # a plain model's keys
+    assert not any(p.requires_grad for p in resumed.module.parameters())
+
+
+def _terms(batch: int, seed: int) -> StepTerms:
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 9, (batch,), generator=g)
+    mask = torch.arange(8)[None, :] < lengths[:, None]  # (B, T)
+    log_px, kl = (torch.randn(2, batch, 8, generator=g) * mask for _ in range(2))  # (K, B, T), padding zero
+    return StepTerms(log_px.requires_grad_(), kl.abs().requires_grad_(), log_px, log_px, mask)
+
+
+def test_ranks_training_losses_add_up_to_the_global_batchs():
+    """Normalised by the global batch's real steps (summed over ranks), the ranks' losses and their
+    gradients add up to the one-process loss of the whole batch; every rank reports the global numbers."""
+    whole = _terms(6, 0)
+    loss, stats = training_loss(whole, 0.3)
+    same, same_stats = training_loss(whole, 0.3, sum_ranks=lambda t: t)  # one rank: nothing to sum
+    assert torch.equal(loss, same) and stats == same_stats
+    loss.backward()
+    shards = [StepTerms(*(t[:, sl].detach().requires_grad_() for t in (whole.log_px, whole.kl)), whole.log_pz,
+                        whole.log_qz, whole.mask[sl]) for sl in (slice(0, 2), slice(2, 6))]
+    totals = []  # what an all-reduce of the ranks' (Σ log p, Σ KL, steps) sees
+    for shard in shards:
+        training_loss(shard, 0.3, sum_ranks=lambda t: totals.append(t.clone()) or t)
+    total = sum(totals)
+    parts = [training_loss(shard, 0.3, sum_ranks=lambda t: t.copy_(total)) for shard in shards]
+    torch.testing.assert_close(sum(part for part, _ in parts), loss)
+    for _, part_stats in parts:
+        assert part_stats == pytest.approx(stats)
+    sum(part for part, _ in parts).backward()
+    torch.testing.assert_close(torch.cat([s.log_px.grad for s in shards], 1), whole.log_px.grad)
+    torch.testing.assert_close(torch.cat([s.kl.grad for s in shards], 1), whole.kl.grad)
 
 
 def test_checkpoint_round_trip_reproduces_eval_exactly(tmp_path, real_npz):
@@ -80,6 +145,13 @@ def test_early_stopping_stops_when_validation_elbo_does_not_improve(tmp_path, re
     cfg = tiny_config("vrnn", "conditional", source=str(real_npz), lr=0.0, max_steps=50, eval_every=1, patience=2)
     result = fit(cfg, tmp_path / "run", progress=False)
     assert result.stopped == "early_stopping" and result.steps == 3  # one best, then two without improvement
+
+
+def test_time_budget_stops_at_the_first_evaluation_past_it(tmp_path, real_npz):
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=50, eval_every=2, max_minutes=1e-9)
+    result = fit(cfg, tmp_path / "run", progress=False)
+    assert result.stopped == "time_budget" and result.steps == 2
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["elapsed"] >= 60 * 1e-9
 
 
 def test_existing_run_is_not_overwritten_without_flag(tmp_path, real_npz):

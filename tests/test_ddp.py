@@ -18,7 +18,9 @@ import torch.multiprocessing as mp
 from vrnn.checkpoint import load_checkpoint
 from vrnn.config import config_from_dict
 from vrnn.data import SequenceData
-from vrnn.training.trainer import Distributed, epoch_batches, fit
+from vrnn.training.distributed import Distributed
+from vrnn.training.schedules import epoch_batches
+from vrnn.training.trainer import fit
 
 WORLD = 2
 

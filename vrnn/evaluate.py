@@ -6,7 +6,7 @@ import torch
 
 from .data import Normalizer, pad_batch
 from .models import SequenceModel
-from .objectives import sequence_elbo, sequence_iw_log_likelihood, summarize
+from .objectives import sequence_elbo, sequence_iw_log_likelihood, normalisations
 
 EVAL_SEED = 1234  # evaluation draws its own noise: the same checkpoint always gives the same numbers
 MAX_ROW_STEPS = 1 << 15  # (sequences x samples x steps) per evaluation batch: bounds memory, and keeps the
@@ -70,9 +70,9 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         "split": split,
         "num_sequences": len(seqs),
         "num_steps": int(lengths.sum().item()),
-        "elbo": summarize(scores["elbo"], lengths),
-        "log_likelihood": summarize(scores["log_likelihood"], lengths),
-        "kl": summarize(scores["kl"], lengths),
+        "elbo": normalisations(scores["elbo"], lengths),
+        "log_likelihood": normalisations(scores["log_likelihood"], lengths),
+        "kl": normalisations(scores["kl"], lengths),
         "log_likelihood_method": "exact" if exact else "importance_sampling",
         "iw_samples": None if exact else iw_samples,
         "units": "nats",
@@ -84,7 +84,7 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         # log p(x_original) = log p(x_normalised) + log|dx_norm/dx| at every step
         jac = normalizer.log_jacobian(model.cfg.x_dim) * lengths
         report["original_units"] = {
-            "elbo": summarize(scores["elbo"] + jac, lengths),
-            "log_likelihood": summarize(scores["log_likelihood"] + jac, lengths),
+            "elbo": normalisations(scores["elbo"] + jac, lengths),
+            "log_likelihood": normalisations(scores["log_likelihood"] + jac, lengths),
         }
     return report

@@ -11,15 +11,16 @@ All terms arrive per step as (K, B, T) tensors with padded steps already zero
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from .models.base import StepTerms
 
 
-def sequence_elbo(terms: StepTerms, kl_weight: float = 1.0) -> torch.Tensor:
+def sequence_elbo(terms: StepTerms) -> torch.Tensor:
     """ELBO of each sequence, averaged over the K samples: (B,)."""
-    return (terms.log_px - kl_weight * terms.kl).sum(-1).mean(0)
+    return (terms.log_px - terms.kl).sum(-1).mean(0)
 
 
 def sequence_iw_log_likelihood(terms: StepTerms) -> torch.Tensor:
@@ -28,18 +29,32 @@ def sequence_iw_log_likelihood(terms: StepTerms) -> torch.Tensor:
     return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
 
 
-def training_loss(terms: StepTerms, kl_weight: float) -> tuple[torch.Tensor, dict]:
+def training_loss(terms: StepTerms, kl_weight: float,
+                  sum_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """Negative ELBO per real time step (total over total steps), and its parts as floats.
 
-    Normalising by the number of real steps, not B·T, keeps padded batches honest.
+    Normalising by the number of real steps, not B·T, keeps padded batches honest. The KL
+    term is weighted by ``kl_weight`` (β of the warm-up, :func:`vrnn.training.schedules.kl_weight`);
+    the reported ``elbo`` is unweighted.
+
+    ``sum_ranks`` (multi-process training) sums a tensor over the ranks in place. Then the
+    normaliser S is the global batch's real steps, so the loss is this rank's share
+    −(Σ_r log p − β Σ_r KL) / S and the ranks' losses add up to the global batch's
+    per-step loss; the floats (``loss``, ``elbo``, ``log_px``, ``kl``) are the global batch's.
     """
-    steps = terms.mask.sum().clamp(min=1) * terms.log_px.shape[0]
-    log_px, kl = terms.log_px.sum() / steps, terms.kl.sum() / steps
-    loss = -(log_px - kl_weight * kl)
-    return loss, {"elbo": (log_px - kl).item(), "log_px": log_px.item(), "kl": kl.item()}
+    log_px, kl = terms.log_px.sum(), terms.kl.sum()  # over the K samples and every real step
+    totals = torch.stack([log_px.detach(), kl.detach(), (terms.mask.sum() * terms.log_px.shape[0]).to(log_px.dtype)])
+    if sum_ranks is not None:
+        sum_ranks(totals)
+    steps = totals[2].clamp(min=1)
+    loss = -(log_px / steps - kl_weight * (kl / steps))
+    px_step, kl_step = totals[0] / steps, totals[1] / steps  # the (global) batch's, per real step
+    value, elbo, px_float, kl_float = torch.stack([-(px_step - kl_weight * kl_step), px_step - kl_step,
+                                                   px_step, kl_step]).tolist()  # one device sync
+    return loss, {"loss": value, "elbo": elbo, "log_px": px_float, "kl": kl_float}
 
 
-def summarize(totals: torch.Tensor, lengths: torch.Tensor) -> dict:
+def normalisations(totals: torch.Tensor, lengths: torch.Tensor) -> dict:
     """The three normalisations of a per-sequence total (nats):
 
     ``per_sequence``               mean over sequences of the sequence total

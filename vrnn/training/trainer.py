@@ -7,144 +7,35 @@ global generator's (dropout masks; rank 0's under torchrun). A run
 stopped and resumed therefore reaches the same parameters as one that never stopped.
 
 ``torchrun --nproc_per_node=N -m vrnn train ...`` trains on N processes with
-DistributedDataParallel (see :class:`Distributed`): the same global batches, each rank
+DistributedDataParallel (see :mod:`.distributed`): the same global batches, each rank
 its slice, gradients weighted so that N ranks take the step one process would take.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import Config, config_from_dict
-from ..data import Normalizer, SequenceData, load_dataset, pad_batch
+from ..data import Normalizer, SequenceData, load_dataset
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, VrnnError
 from ..evaluate import score_sequences
-from ..models import SequenceModel, build_model
+from ..models import ModelConfig, SequenceModel, build_model
 from ..objectives import training_loss
-
-
-def learning_rate(step: int, lr: float, decay_start: int, half_life: float) -> float:
-    """Learning rate at ``step``: ``lr`` until ``decay_start``, then halving every ``half_life`` steps."""
-    if half_life <= 0 or step <= decay_start:
-        return lr
-    return lr * 0.5 ** ((step - decay_start) / half_life)
-
-
-def kl_weight(step: int, start: float, warmup_steps: int) -> float:
-    """KL weight β(step): linear from ``start`` to 1 over ``warmup_steps``, then 1."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, start + (1.0 - start) * step / warmup_steps)
-
-
-def tbptt_chunks(steps: int, chunk: int) -> list[slice]:
-    """Time slices of a batch for truncated BPTT: chunks of ``chunk`` steps (0: the whole batch)."""
-    chunk = steps if chunk <= 0 else chunk
-    return [slice(lo, lo + chunk) for lo in range(0, steps, chunk)]
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    """The order of training sequences in ``epoch``: a pure function of (seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).tolist()
-
-
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, pool: int = 4) -> list[list[int]]:
-    """The batches of ``epoch``, a pure function of (seed, epoch).
-
-    The epoch's permutation is cut into pools of ``pool`` batches; each pool is sorted by
-    length before it is cut into batches, so a batch holds sequences of similar length and
-    little padding; then the order of the batches is shuffled. ``pool <= 1`` gives plain
-    random batches.
-    """
-    order = epoch_order(len(lengths), seed, epoch)
-    size = batch_size * max(pool, 1)
-    batches = []
-    for s in range(0, len(order), size):
-        chunk = order[s:s + size]
-        if pool > 1:
-            chunk = sorted(chunk, key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    shuffle = epoch_order(len(batches), seed + 1, epoch)
-    return [batches[i] for i in shuffle]
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a multi-process run (``torchrun --nproc_per_node=N -m vrnn train``).
-
-    Each rank trains on its slice of every global batch; DistributedDataParallel averages
-    the gradients, and every rank's loss is weighted by its share of the global batch's real
-    steps, so N ranks take the same step as one process with the whole batch. Rank 0 logs
-    and writes checkpoints. The posterior noise of rank r comes from its own generator.
-    """
-
-    rank: int = 0
-    world: int = 1
-    owns_group: bool = False  # this fit() started the process group and ends it
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def shard(self, idx: list[int]) -> list[int]:
-        """Rank's contiguous slice of a global batch (sizes differ by at most one)."""
-        n, r, w = len(idx), self.rank, self.world
-        return idx[r * n // w:(r + 1) * n // w]
-
-
-def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
-    """Join the process group torchrun describes (WORLD_SIZE > 1) or one already started; gloo on CPU, nccl on GPU."""
-    import os
-
-    import torch.distributed as dist
-
-    owns = False
-    if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return Distributed(), device
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    if device.type == "cuda":  # one GPU per rank on each node
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", dist.get_rank() % torch.cuda.device_count())))
-        torch.cuda.set_device(device)
-    return Distributed(dist.get_rank(), dist.get_world_size(), owns), device
-
-
-def _noise_seed(seed: int, rank: int) -> int:
-    """Rank 0 draws the single-process noise; other ranks their own streams."""
-    return seed + 1_000_003 * rank
-
-
-def _weighted_loss(terms, beta: float, dd: Distributed) -> tuple[torch.Tensor, float, dict]:
-    """The training loss of one rank, the global batch's loss value and its statistics.
-
-    The loss is normalised per real step of the *global* batch: rank r's per-step loss is
-    weighted by N · S_r / S (S_r its real steps, S = Σ S_r), so the average DDP takes of the
-    rank gradients equals the gradient of the whole batch's per-step loss in one process.
-    """
-    if dd.world == 1:
-        loss, stats = training_loss(terms, beta)
-        return loss, loss.item(), stats
-    import torch.distributed as dist
-
-    steps = terms.mask.sum() * terms.log_px.shape[0]
-    sums = torch.stack([terms.log_px.sum().detach(), terms.kl.sum().detach(), steps.to(terms.log_px.dtype)])
-    dist.all_reduce(sums)
-    total = sums[2].clamp(min=1)
-    loss = -(terms.log_px.sum() - beta * terms.kl.sum()) / total * dd.world
-    log_px, kl = (sums[0] / total).item(), (sums[1] / total).item()
-    return loss, -(log_px - beta * kl), {"elbo": log_px - kl, "log_px": log_px, "kl": kl}
+from .averaging import WeightAverage
+from .distributed import Distributed, init_distributed, noise_seed
+from .options import TrainConfig
+from .schedules import epoch_batches, kl_weight, learning_rate, tbptt_chunks
 
 
 @dataclass
@@ -154,6 +45,115 @@ class FitResult:
     best_valid_elbo: float  # nats per step (total over total steps), model units
     stopped: str  # max_steps | early_stopping | time_budget
     model: SequenceModel
+
+
+@dataclass
+class RunState:
+    """Where a run stands: the counters a checkpoint stores beside the weights and generators.
+
+    With them (and :meth:`Learner.load`) a resumed run continues exactly where it stopped:
+    the batch order, the schedules and the stopping rules are functions of these numbers.
+    """
+
+    step: int = 0  # training steps (batches) done
+    epoch: int = 0
+    pos: int = 0  # the next batch of this epoch
+    best: float = -math.inf  # best validation ELBO per step so far
+    bad_evals: int = 0  # evaluations since the best one
+    elapsed: float = 0.0  # seconds of training, over every process that ran this run
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> RunState:
+        return cls(ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt["best_valid_elbo"], ckpt["bad_evals"],
+                   ckpt["elapsed"])
+
+    def payload(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best_valid_elbo": self.best,
+                "bad_evals": self.bad_evals, "elapsed": self.elapsed}
+
+    def observe(self, valid_elbo: float) -> bool:
+        """Count an evaluation; True when it is the best so far."""
+        improved = valid_elbo > self.best
+        self.best, self.bad_evals = (valid_elbo, 0) if improved else (self.best, self.bad_evals + 1)
+        return improved
+
+
+class Learner:
+    """What one rank trains: the model (wrapped in DistributedDataParallel on several ranks),
+    its weight average, the Adam optimiser and this rank's posterior-noise generator."""
+
+    def __init__(self, mc: ModelConfig, tc: TrainConfig, dd: Distributed, device: torch.device):
+        if not 0.0 <= tc.ema < 1.0:
+            raise VrnnError(f"train.ema is {tc.ema}; use a decay in [0, 1) (0 turns the weight average off)")
+        self.tc, self.dd, self.device = tc, dd, device
+        torch.manual_seed(tc.seed)  # parameter initialisation
+        self.model = build_model(mc).to(device)
+        self.net = self.model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+        if dd.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
+        self.avg = WeightAverage(self.model, tc.ema) if tc.ema > 0 else None
+        # the weights validation, checkpoints' "model" and the result hold: the average, or the model itself
+        self.scored = self.model if self.avg is None else self.avg.module
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.noise = torch.Generator(device=device).manual_seed(noise_seed(tc.seed, dd.rank))
+
+    def load(self, ckpt: dict) -> None:
+        """Continue from a checkpoint (also one written with another number of processes)."""
+        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if self.avg is not None:
+            self.avg.module.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        rngs = ckpt.get("rng_ranks")
+        if rngs is not None and len(rngs) == self.dd.world:
+            self.noise.set_state(rngs[self.dd.rank])
+        elif self.dd.main:  # a run resumed with another number of processes: rank 0 keeps its stream
+            self.noise.set_state(ckpt["rng"])
+        if "torch_rng" in ckpt:  # the global generator draws the dropout masks
+            torch.set_rng_state(ckpt["torch_rng"])
+            if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+
+    def payload(self) -> dict:
+        """The weights, optimiser and generator states of a checkpoint; collective: every rank calls it."""
+        weights = {"model": self.scored.state_dict()}
+        if self.avg is not None:
+            weights["train_model"] = self.model.state_dict()
+        cuda = self.device.type == "cuda"
+        return {**weights, "optimizer": self.opt.state_dict(), "rng": self.noise.get_state(),
+                "rng_ranks": self.dd.noise_states(self.noise), "world_size": self.dd.world,
+                "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}
+
+    def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int, last: Path) -> list[dict]:
+        """Training step ``step`` on this rank's slice of a global batch; the statistics of each update.
+
+        One Adam update per truncated-BPTT chunk, the model's final state carried (detached)
+        into the next chunk; gradients clipped to ``train.clip_norm``; the weight average
+        follows every update. ``last`` names the checkpoint a diverged run keeps.
+        """
+        tc = self.tc
+        self.model.train()
+        beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
+        for group in self.opt.param_groups:  # a pure function of the step (and the config), so resume is exact
+            group["lr"] = learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
+        stats, carry = [], None
+        for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):
+            terms = self.net(x[:, span], mask[:, span], generator=self.noise, carry=carry)
+            carry = tuple(c.detach() for c in terms.carry)
+            loss, chunk = training_loss(terms, beta, self.dd.all_sum)
+            if not math.isfinite(chunk["loss"]):
+                raise TrainingDiverged(f"loss became {chunk['loss']} at step {step + 1}; stopped, {last} keeps the "
+                                       f"last good state; lower train.lr or train.clip_norm and resume or restart")
+            self.opt.zero_grad(set_to_none=True)
+            (loss * self.dd.world).backward()  # DDP averages the ranks' gradients; their losses add up
+            if tc.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
+            self.opt.step()
+            if self.avg is not None:
+                self.avg.update(self.model, step)
+            stats.append(chunk)
+        return stats
 
 
 def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config, SequenceData, Normalizer]:
@@ -183,209 +183,153 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise VrnnError(f"{out}/last.pt: nothing to resume; start without --resume")
 
 
+
 def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
         data: SequenceData | None = None) -> FitResult:
-    """Train the model ``cfg`` describes; checkpoints and the log go to ``out``."""
+    """Train the model ``cfg`` describes; checkpoints and the log go to ``out``.
+
+    Each step trains on the next global batch; every ``train.eval_every`` steps (and at the
+    last) the weights are validated, the log and checkpoints written, and the run stops early
+    when validation has stopped improving or the time budget is spent.
+    """
     out = Path(out)
     _check_out(out, resume, overwrite)
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        stored = config_from_dict(ckpt["config"], where=str(out / "last.pt"))
-        if dataclasses.replace(cfg.model, x_dim=stored.model.x_dim) != stored.model:
-            raise VrnnError(f"{out}/last.pt: the [model] settings differ from the checkpoint's; "
-                            f"resume with the same model or start a new --out")
+    ckpt = _resume_checkpoint(out, cfg) if resume else None
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train
-    device = resolve_device(tc.device)
-    dd, device = init_distributed(device)
-    if dd.world > 1:
-        torch.distributed.barrier()  # every rank has checked --out before rank 0 writes to it
-    torch.manual_seed(tc.seed)  # parameter initialisation
-    model = build_model(cfg.model).to(device)
-    net = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
-    if dd.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    if not 0.0 <= tc.ema < 1.0:
-        raise VrnnError(f"train.ema is {tc.ema}; use a decay in [0, 1) (0 turns the weight average off)")
-    # the weights validation and checkpoints use: an average of the trained ones, or the model itself
-    avg = AveragedWeights(model, tc.ema) if tc.ema > 0 else None
-    scored = model if avg is None else avg.model  # the weights validation, checkpoints and the result hold
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    noise = torch.Generator(device=device).manual_seed(_noise_seed(tc.seed, dd.rank))
-    step, epoch, pos = 0, 0, 0
-    best, bad_evals, elapsed = -math.inf, 0, 0.0
+    dd, device = init_distributed(resolve_device(tc.device))
+    dd.barrier()  # every rank has checked --out before rank 0 writes to it
+    learner, state = Learner(cfg.model, tc, dd, device), RunState()
     if ckpt is not None:
-        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        if avg is not None:
-            avg.model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        rngs = ckpt.get("rng_ranks")
-        if rngs is not None and len(rngs) == dd.world:
-            noise.set_state(rngs[dd.rank])
-        elif dd.main:  # a run resumed with another number of processes: rank 0 keeps its stream
-            noise.set_state(ckpt["rng"])
-        if "torch_rng" in ckpt:  # the global generator draws the dropout masks
-            torch.set_rng_state(ckpt["torch_rng"])
-            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
-        norm = Normalizer(**ckpt["normalizer"])
-        step, epoch, pos = ckpt["step"], ckpt["epoch"], ckpt["pos"]
-        best, bad_evals, elapsed = ckpt["best_valid_elbo"], ckpt["bad_evals"], ckpt["elapsed"]
-    if dd.main:
-        out.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume and dd.main:
+        learner.load(ckpt)
+        norm, state = Normalizer(**ckpt["normalizer"]), RunState.from_checkpoint(ckpt)
+    train, valid = ([norm(a) for a in data.splits[split]] for split in ("train", "valid"))
+    lengths = [len(a) for a in train]
+    batches = functools.lru_cache(maxsize=1)(
+        lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
+    log = _open_log(out, dd, clear=overwrite and not resume)
+    bar = _progress(progress and dd.main, tc.max_steps, state.step)
+    stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
+    t0 = window_t0 = time.perf_counter()
+    window: list[dict] = []  # statistics of the updates since the last evaluation
+    try:
+        while stopped is None and state.step < tc.max_steps:
+            idx = _next_batch(state, batches)
+            window += learner.train_step(*dd.batch(train, idx, device), state.step, out / "last.pt")
+            state.step, state.pos = state.step + 1, state.pos + 1
+            _show(bar, window[-1])
+            if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
+                now = time.perf_counter()
+                state.elapsed, t0 = state.elapsed + now - t0, now
+                v_elbo = _validate(learner.scored, valid, tc, dd, device)
+                improved = state.observe(v_elbo)
+                _log(log, _record(state, tc, v_elbo, window, now - window_t0))
+                if not math.isfinite(v_elbo):
+                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {state.step}; "
+                                           f"{out / 'last.pt'} keeps the last good state; lower train.lr")
+                _save(out, improved, dd, _payload(cfg, norm, data, learner, state))
+                window, window_t0 = [], time.perf_counter()
+                stopped = _stop_reason(state, tc, dd, device)
+        dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
+    finally:
+        for closing in (log, bar):
+            if closing is not None:
+                closing.close()
+        dd.close()
+    return FitResult(out, state.step, state.best, stopped or "max_steps", learner.scored)
+
+
+def _resume_checkpoint(out: Path, cfg: Config) -> dict:
+    """``out/last.pt``, checked to hold the model ``cfg`` describes."""
+    ckpt = load_checkpoint(out / "last.pt")
+    stored = config_from_dict(ckpt["config"], where=str(out / "last.pt"))
+    if dataclasses.replace(cfg.model, x_dim=stored.model.x_dim) != stored.model:
+        raise VrnnError(f"{out}/last.pt: the [model] settings differ from the checkpoint's; "
+                        f"resume with the same model or start a new --out")
+    return ckpt
+
+
+def _open_log(out: Path, dd: Distributed, clear: bool):
+    """Rank 0's ``log.jsonl``, appended to (a resumed run continues its log); ``clear`` first removes the
+    files of an earlier run (``--overwrite``). Other ranks write nothing: None."""
+    if not dd.main:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    if clear:
         for name in ("last.pt", "best.pt", "log.jsonl"):
             (out / name).unlink(missing_ok=True)
-
-    train = [norm(a) for a in data.splits["train"]]
-    valid = [norm(a) for a in data.splits["valid"]]
-    lengths = [len(a) for a in train]
-    batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
-    log = open(out / "log.jsonl", "a") if dd.main else None
-    bar = _progress(progress and dd.main, tc.max_steps, step)
-    stopped = "max_steps"
-    t0 = window_t0 = time.perf_counter()
-    window: list[dict] = []
-
-    def payload() -> dict:
-        rngs = [noise.get_state()]
-        if dd.world > 1:  # every rank's noise state, so a resumed run draws what it would have drawn
-            rngs = [None] * dd.world
-            torch.distributed.all_gather_object(rngs, noise.get_state().cpu())
-        weights = {"model": scored.state_dict()} | ({} if avg is None else {"train_model": model.state_dict()})
-        return {"config": cfg.to_dict(), **weights, "optimizer": opt.state_dict(),
-                "normalizer": dataclasses.asdict(norm), "data_meta": _plain_meta(data.meta),
-                "rng": noise.get_state(), "rng_ranks": rngs, "world_size": dd.world,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "step": step, "epoch": epoch, "pos": pos,
-                "best_valid_elbo": best, "bad_evals": bad_evals, "elapsed": elapsed}
-
-    try:
-        while step < tc.max_steps:
-            model.train()
-            if pos >= len(batches):  # pos: the next batch of this epoch
-                epoch, pos = epoch + 1, 0
-                batches = epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool)
-            idx = batches[pos]
-            x, mask = pad_batch([train[i] for i in dd.shard(idx)] or [train[idx[0]]], device)  # this rank's slice
-            if dd.world > 1:  # every rank pads to the global batch's length, so chunks line up across ranks
-                x, mask = _pad_to(x, mask, max(lengths[i] for i in idx), real=bool(dd.shard(idx)))
-            beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
-            for group in opt.param_groups:  # a pure function of the step (and the config), so resume is exact
-                group["lr"] = learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
-            carry = None  # truncated BPTT: the detached final state of the previous chunk
-            for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):  # one optimiser update per chunk
-                if span.start >= max(lengths[i] for i in idx):
-                    break  # only padding is left (in every rank's slice)
-                terms = net(x[:, span], mask[:, span], generator=noise, carry=carry)
-                carry = tuple(c.detach() for c in terms.carry)
-                loss, value, stats = _weighted_loss(terms, beta, dd)
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss became {value} at step {step + 1}; stopped, {out / 'last.pt'} keeps the last good "
-                        f"state; lower train.lr or train.clip_norm and resume or restart")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-                opt.step()
-                if avg is not None:
-                    avg.update(model, step)
-                window.append(stats)
-            step, pos = step + 1, pos + 1
-            if bar is not None:
-                rate = bar.format_dict.get("rate") or 0.0
-                bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
-                bar.update(1)
-            if step % tc.eval_every == 0 or step == tc.max_steps:
-                now = time.perf_counter()
-                elapsed += now - t0
-                t0 = now
-                v_elbo = 0.0
-                if dd.main:  # rank 0 validates; every rank takes its number, so all make the same decisions
-                    scores = score_sequences(scored, valid, 1, tc.eval_batch_size, device=device)
-                    v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
-                if dd.world > 1:
-                    v_elbo = _broadcast_value(v_elbo, device)
-                improved = v_elbo > best
-                best, bad_evals = (v_elbo, 0) if improved else (best, bad_evals + 1)
-                record = {
-                    "step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3), "kl_weight": beta,
-                    "lr": opt.param_groups[0]["lr"],
-                    "train_elbo_per_step": sum(s["elbo"] for s in window) / len(window),
-                    "train_kl_per_step": sum(s["kl"] for s in window) / len(window),
-                    "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": best,
-                    "steps_per_s": len(window) / max(now - window_t0, 1e-9),
-                    "units": "nats per time step (total over total steps), model units",
-                }
-                if dd.main:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                if not math.isfinite(v_elbo):
-                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {step}; {out / 'last.pt'} "
-                                           f"keeps the last good state; lower train.lr")
-                state = payload()  # on every rank: it gathers the ranks' noise states
-                if improved and dd.main:
-                    save_checkpoint(out / "best.pt", state)
-                if dd.main:
-                    save_checkpoint(out / "last.pt", state)
-                window, window_t0 = [], time.perf_counter()
-                if bad_evals >= tc.patience:
-                    stopped = "early_stopping"
-                    break
-                if tc.max_minutes > 0:  # a wall-clock budget, checked at evaluations (rank 0 decides)
-                    over = float(elapsed >= 60 * tc.max_minutes)
-                    if (_broadcast_value(over, device) if dd.world > 1 else over) > 0:
-                        stopped = "time_budget"
-                        break
-        if dd.world > 1:
-            torch.distributed.barrier()  # rank 0's checkpoints are on disk before any rank returns
-    finally:
-        if log is not None:
-            log.close()
-        if bar is not None:
-            bar.close()
-        if dd.owns_group:
-            torch.distributed.destroy_process_group()
-    return FitResult(out, step, best, stopped, scored)
+    return open(out / "log.jsonl", "a")
 
 
-class AveragedWeights:
-    """An exponential moving average of a model's weights (Polyak averaging).
-
-    After each optimiser step the average moves towards the weights by 1 − min(decay,
-    (1 + step) / (10 + step)), so early on, when the weights change fast, it follows them
-    closely. Buffers are copied, not averaged.
-    """
-
-    def __init__(self, model: SequenceModel, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(model).requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: SequenceModel, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        for a, p in zip(self.model.parameters(), model.parameters()):
-            a.lerp_(p, 1.0 - d)
-        for a, b in zip(self.model.buffers(), model.buffers()):
-            a.copy_(b)
+def _next_batch(state: RunState, batches) -> list[int]:
+    """The global batch at the state's (epoch, pos), moving the state to the next epoch when this one is done."""
+    if state.pos >= len(batches(state.epoch)):
+        state.epoch, state.pos = state.epoch + 1, 0
+    return batches(state.epoch)[state.pos]
 
 
-def _broadcast_value(v: float, device: torch.device) -> float:
-    t = torch.tensor([v], dtype=torch.float64, device=device)
-    torch.distributed.broadcast(t, 0)
-    return t.item()
+def _validate(scored: SequenceModel, valid: list[np.ndarray], tc: TrainConfig, dd: Distributed,
+              device: torch.device) -> float:
+    """Validation ELBO per step (total over total steps); rank 0 computes it and every rank takes
+    its number, so all make the same decisions."""
+    v_elbo = 0.0
+    if dd.main:
+        scores = score_sequences(scored, valid, 1, tc.eval_batch_size, device=device)
+        v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
+    return dd.broadcast(v_elbo, device)
 
 
-def _pad_to(x: torch.Tensor, mask: torch.Tensor, steps: int, real: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad a rank's slice to ``steps`` time steps; ``real=False`` (an empty slice) masks every step."""
-    pad = steps - x.shape[1]
-    x, mask = torch.nn.functional.pad(x, (0, 0, 0, pad)), torch.nn.functional.pad(mask, (0, pad))
-    return x, (mask if real else torch.zeros_like(mask))
+def _record(state: RunState, tc: TrainConfig, v_elbo: float, window: list[dict], seconds: float) -> dict:
+    """The log line of an evaluation; the schedules' values are those of the step just taken."""
+    return {
+        "step": state.step, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
+        "kl_weight": kl_weight(state.step - 1, tc.kl_start, tc.kl_warmup_steps),
+        "lr": learning_rate(state.step - 1, tc.lr, tc.lr_decay_start, tc.lr_half_life),
+        "train_elbo_per_step": sum(s["elbo"] for s in window) / len(window),
+        "train_kl_per_step": sum(s["kl"] for s in window) / len(window),
+        "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": state.best,
+        "steps_per_s": len(window) / max(seconds, 1e-9),
+        "units": "nats per time step (total over total steps), model units",
+    }
+
+
+def _log(log, record: dict) -> None:
+    """One line of ``log.jsonl``, on disk at once (rank 0; ``log`` is None on the others)."""
+    if log is not None:
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+
+
+def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState) -> dict:
+    """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata,
+    the learner's weights, optimiser and generators, and the run's counters."""
+    return {"config": cfg.to_dict(), **learner.payload(), "normalizer": dataclasses.asdict(norm),
+            "data_meta": _plain_meta(data.meta), **state.payload()}
+
+
+def _save(out: Path, improved: bool, dd: Distributed, payload: dict) -> None:
+    """Rank 0 writes ``last.pt``, and ``best.pt`` when validation improved."""
+    if dd.main:
+        if improved:
+            save_checkpoint(out / "best.pt", payload)
+        save_checkpoint(out / "last.pt", payload)
+
+
+def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torch.device) -> str | None:
+    """Why the run stops after this evaluation, if it does: patience spent, or the wall-clock budget
+    (rank 0's clock decides)."""
+    if state.bad_evals >= tc.patience:
+        return "early_stopping"
+    if tc.max_minutes > 0 and dd.broadcast(float(state.elapsed >= 60 * tc.max_minutes), device) > 0:
+        return "time_budget"
+    return None
+
+
+def _show(bar, stats: dict) -> None:
+    if bar is not None:
+        rate = bar.format_dict.get("rate") or 0.0
+        bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
+        bar.update(1)
 
 
 def _plain_meta(meta: dict) -> dict:
