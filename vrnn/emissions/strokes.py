@@ -45,6 +45,8 @@ class _PenStrokeEvent(constraints.Constraint):
 
 
 class _OpenInterval(constraints.Constraint):
+    """lower < value < upper (a correlation of ±1 would make the covariance singular)."""
+
     def __init__(self, lower: float, upper: float):
         super().__init__()
         self.lower, self.upper = lower, upper
