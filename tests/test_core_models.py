@@ -103,3 +103,101 @@ def test_loop_carry_continues_a_sequence():
     second = model(x[:, 4:], noise=noise[:, 4:], carry=first.carry)
     torch.testing.assert_close(torch.cat([first.log_px, second.log_px], -1), whole.log_px)
     torch.testing.assert_close(torch.cat([first.kl, second.kl], -1), whole.kl)
+
+
+# ---- the hook contract, for every model kind ------------------------------------------------
+KINDS = {  # name -> model settings; every kind of vrnn.models.MODELS, with the variants that change hooks
+    "rnn": {"kind": "rnn", "hidden": 8, "width": 8, "layers": 1},
+    "vrnn": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2},
+    "vrnn-i": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2, "prior": "independent"},
+    "srnn": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": False},
+    "srnn-resq": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": True},
+    "dmm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8},
+    "dmm-filter-lstm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8,
+                        "posterior": "filter", "rnn": "lstm"},
+}
+
+
+def _kind(name, emission="gauss", x_dim=3):
+    from vrnn.config import config_from_dict
+
+    torch.manual_seed(0)
+    raw = {"x_dim": x_dim, "emission": {"name": emission, "components": 2}} | KINDS[name]
+    return build_model(config_from_dict({"model": raw}).model)
+
+
+def test_the_table_covers_every_model_kind():
+    from vrnn.models import MODELS
+
+    assert {v["kind"] for v in KINDS.values()} == set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_model_returns_the_same_things_from_the_same_hooks(name):
+    from torch.distributions import Distribution
+
+    model = _kind(name)
+    x, mask = _batch(n=3)
+    B, T, _ = x.shape
+    ctx, state = model.encode(x, None, mask)
+    assert all(v.shape[:2] == (B, T) for v in ctx.values())
+    if model.z_dim == 0:  # no latent variables: the stacked readouts replace the loop
+        reads = model.readouts(ctx)
+        assert model.emission(reads, {}, ctx).batch_shape == (B, T)
+        s = model.initial_state(x, B)
+        for t in range(T):  # ... and equal the per-step readouts of generation's path
+            torch.testing.assert_close(reads[:, t], model.readout(s))
+            s = model.transition(s, {}, model.embed_x(x[:, t]))
+        return
+    ctx_t = {k: v[:, 0] for k, v in ctx.items()}
+    s = model.readout(state)
+    assert isinstance(s, torch.Tensor) and s.shape[0] == B
+    prior_t = model.step_prior(state, ctx_t)
+    q = model.posterior(state, ctx_t, prior_t)
+    p = model.prior(s, ctx_t)
+    for pair in (q, p) + (() if prior_t is None else (prior_t,)):
+        assert isinstance(pair, tuple) and len(pair) == 2 and all(v.shape == (B, model.z_dim) for v in pair)
+    if prior_t is not None:  # the loop's per-step prior is the prior hook's
+        torch.testing.assert_close(prior_t, p)
+    ez = model.embed_z(q[0])
+    assert isinstance(model.emission(s, ez, ctx_t), Distribution)
+    assert len(model.transition(state, ez, ctx_t)) == len(state)
+
+
+@pytest.mark.parametrize("name,per_step", [("vrnn", False), ("srnn", False), ("srnn-resq", True), ("dmm", False)])
+def test_prior_is_formed_once_batched_or_once_per_step(name, per_step, monkeypatch):
+    """VRNN-like priors run once over the stacked readouts; SRNN's Res_q prior once per step, not twice."""
+    model = _kind(name)
+    x, mask = _batch(n=3)
+    T = x.shape[1]
+    calls = {"prior": 0, "step_prior": 0}
+    for hook in calls:
+        original = getattr(model, hook)
+
+        def counted(*a, _original=original, _hook=hook):
+            calls[_hook] += 1
+            return _original(*a)
+        monkeypatch.setattr(model, hook, counted)
+    if name == "srnn-resq":  # the network evaluation behind both hooks
+        net, n_net = model._prior, [0]
+        monkeypatch.setattr(model, "_prior", lambda *a: (n_net.__setitem__(0, n_net[0] + 1), net(*a))[1])
+    model(x, mask, generator=torch.Generator().manual_seed(0))
+    assert calls == {"prior": 0 if per_step else 1, "step_prior": T}
+    if name == "srnn-resq":
+        assert n_net[0] == T
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+@pytest.mark.parametrize("emission", ["gauss", "gmm", "bernoulli", "strokes"])
+def test_generate_draws_every_random_number_from_the_generator(name, emission):
+    model = _kind(name, emission)
+    kw = {"bias": 0.3, "temperature": 0.7} if emission == "strokes" else {}
+    torch.manual_seed(0)
+    a, za = model.generate(7, n=3, generator=torch.Generator().manual_seed(11), **kw)
+    torch.manual_seed(12345)  # another global RNG state: the same samples
+    before = torch.get_rng_state()
+    b, zb = model.generate(7, n=3, generator=torch.Generator().manual_seed(11), **kw)
+    assert torch.equal(torch.get_rng_state(), before)  # and the global RNG is left as it was
+    c, _ = model.generate(7, n=3, generator=torch.Generator().manual_seed(12), **kw)
+    assert torch.equal(a, b) and (za is None) == (model.z_dim == 0) and (za is None or torch.equal(za, zb))
+    assert not torch.equal(a, c)  # the generator's seed does matter

@@ -66,7 +66,7 @@ class LinearGaussianSSM(SequenceModel):
         ctx = {k: torch.stack(v[::-1], 1) for k, v in (("M", M), ("m", m), ("s", s))}
         return ctx, carry if carry is not None else self.initial_state(x, B)
 
-    def posterior(self, state, ctx_t):
+    def posterior(self, state, ctx_t, prior_t):
         return ctx_t["M"] * state[0] + ctx_t["m"], ctx_t["s"]
 
     def transition(self, state, ez, ctx_t):

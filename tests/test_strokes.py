@@ -17,7 +17,7 @@ from vrnn.data.strokes import (
     parse_raw_strokes, read_iam_ondb, read_linestrokes_xml, read_omniglot_raw, read_stroke3_npz,
     stroke3_to_strokes, strokes_to_stroke3,
 )
-from vrnn.emissions.strokes import PenStroke, stroke_sampling
+from vrnn.emissions.strokes import PenStroke
 from vrnn.emissions import EMISSIONS, build_emission
 from vrnn.errors import VrnnError
 
@@ -76,7 +76,7 @@ def test_bias_shrinks_the_spread_and_temperature_widens_it():
     base = random_pen_stroke(shape=(), k=1, seed=2)
     spread = {}
     for key, kw in {"plain": {}, "biased": {"bias": 1.0}, "hot": {"temperature": 4.0}}.items():
-        d = PenStroke(base.logits, base.loc, base.scale, base.corr, base.pen_logits, **kw)
+        d = base.biased(**kw)
         torch.manual_seed(0)
         spread[key] = d.sample((20_000,))[:, :2].std(0)
     torch.testing.assert_close(spread["biased"], spread["plain"] * math.exp(-1.0), rtol=0.05, atol=0)
@@ -97,15 +97,70 @@ def test_emission_head_and_check_data():
         build_emission(EmissionConfig("strokes"), 16, 2)
 
 
-def test_stroke_sampling_is_scoped_and_refused_for_other_emissions():
-    em = build_emission(EmissionConfig("strokes", components=2), 8, 3)
-    with stroke_sampling(em, bias=0.5, temperature=0.8):
-        d = em(torch.randn(8))
-        assert (d.bias, d.temperature) == (0.5, 0.8)
-    assert (em(torch.randn(8)).bias, em(torch.randn(8)).temperature) == (0.0, 1.0)
-    with pytest.raises(VrnnError, match="strokes"):
-        with stroke_sampling(build_emission(EmissionConfig("gauss"), 8, 3), bias=1.0):
-            pass
+def test_biased_sampling_goes_through_generate_and_is_refused_for_other_emissions():
+    from vrnn.models import build_model
+
+    torch.manual_seed(0)
+    strokes = build_model(tiny_config("vrnn", "conditional", "strokes").model)
+    plain = strokes.generate(5, n=2, generator=torch.Generator().manual_seed(3))[0]
+    biased = strokes.generate(5, n=2, generator=torch.Generator().manual_seed(3), bias=0.5, temperature=0.8)[0]
+    assert biased.shape == plain.shape and not torch.equal(biased, plain)
+    assert not any(hasattr(m, "sampling_bias") for m in strokes.modules())  # no sampling state on modules
+    for bad in ({"bias": -1.0}, {"temperature": 0.0}):
+        with pytest.raises(VrnnError, match="bias >= 0 and temperature > 0"):
+            strokes.generate(2, generator=torch.Generator(), **bad)
+    gauss = build_model(tiny_config("vrnn", "conditional", "gauss", x_dim=3).model)
+    gauss.generate(2, generator=torch.Generator())  # the defaults sample any model
+    for kw in ({"bias": 1.0}, {"temperature": 0.5}):
+        with pytest.raises(VrnnError, match="apply only to models with model.emission.name=strokes"):
+            gauss.generate(2, generator=torch.Generator(), **kw)
+
+
+# ---- the torch.distributions interface ----------------------------------------------------
+def test_support_checks_real_offsets_and_a_binary_pen():
+    d = random_pen_stroke()
+    good = torch.tensor([[0.5, -3.0, 0.0], [1e6, 0.0, 1.0]])
+    bad = torch.tensor([[0.5, -3.0, 0.5], [float("nan"), 0.0, 1.0], [float("inf"), 0.0, 0.0], [0.0, 0.0, -1.0]])
+    assert d.support.event_dim == 1
+    assert d.support.check(good).tolist() == [True, True]
+    assert d.support.check(bad).tolist() == [False, False, False, False]
+    assert not d.support.check(torch.zeros(4, 2)).any()  # events have three entries
+    with pytest.raises(ValueError):  # validated distributions refuse values outside the support
+        d.log_prob(torch.tensor([0.0, 0.0, 0.5]).expand(4, 5, 3))
+
+
+def test_arg_constraints_hold_for_a_valid_distribution_and_refuse_bad_parameters():
+    d = random_pen_stroke()
+    for name, c in d.arg_constraints.items():
+        assert c.check(getattr(d, name)).all(), name
+    with pytest.raises(ValueError, match="corr"):
+        PenStroke(d.logits, d.loc, d.scale, torch.ones_like(d.corr), d.pen_logits, validate_args=True)
+    with pytest.raises(ValueError, match="scale"):
+        PenStroke(d.logits, d.loc, -d.scale, d.corr, d.pen_logits, validate_args=True)
+
+
+def test_expanded_distribution_has_the_log_prob_of_its_copies():
+    d = random_pen_stroke(shape=(5,), k=3, seed=4)
+    e = d.expand((2, 5))
+    assert e.batch_shape == (2, 5) and e.event_shape == (3,) and isinstance(e, PenStroke)
+    x = torch.cat([torch.randn(2, 5, 2), (torch.rand(2, 5, 1) < 0.5).float()], -1)
+    for i in range(2):
+        torch.testing.assert_close(e.log_prob(x)[i], d.log_prob(x[i]))
+    torch.testing.assert_close(e.mean, d.mean.expand(2, 5, 3))
+    torch.manual_seed(0)
+    assert e.sample((7,)).shape == (7, 2, 5, 3)
+
+
+@pytest.mark.parametrize("sample_shape", [(), (4,), (2, 3)])
+def test_sample_shape_is_sample_shape_batch_shape_event_shape(sample_shape):
+    d = random_pen_stroke(shape=(4, 5))
+    torch.manual_seed(0)
+    x = d.sample(torch.Size(sample_shape))
+    assert x.shape == (*sample_shape, 4, 5, 3)
+    assert d.support.check(x).all()
+    assert d.log_prob(x).shape == (*sample_shape, 4, 5)
+    torch.manual_seed(0)  # the global RNG, like every torch distribution
+    torch.testing.assert_close(d.sample(torch.Size(sample_shape)), x, rtol=0, atol=0)
 
 
 # ---- normalisation ------------------------------------------------------------------------

@@ -54,8 +54,5 @@ def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1,
     _check_steps(steps, "--steps")
     _check_steps(n, "--num")
     model, norm, ckpt = load_model(path)
-    from .emissions.strokes import stroke_sampling
-
-    with stroke_sampling(model, bias, temperature):
-        x = sample(model, steps, n, norm, seed)
+    x = sample(model, steps, n, norm, seed, bias=bias, temperature=temperature)
     return write_samples(x, Path(out), ckpt.get("data_meta", {}), overwrite, title=f"{model.display_name} sample")

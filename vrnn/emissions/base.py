@@ -58,3 +58,13 @@ class Emission(nn.Module):
     @classmethod
     def check_data(cls, x, where: str) -> None:
         """Raise a VrnnError naming ``where`` if ``x`` (a numpy array) is outside the support."""
+
+    @classmethod
+    def check_sampling(cls, bias: float, temperature: float) -> None:
+        """Raise a VrnnError unless this emission can sample with ``bias`` and ``temperature``.
+
+        Only the pen-stroke emission has biased sampling; every other one samples the model
+        itself (bias 0, temperature 1).
+        """
+        if (bias, temperature) != (0.0, 1.0):
+            raise VrnnError("--bias/--temperature apply only to models with model.emission.name=strokes")

@@ -11,7 +11,8 @@ the loop for inference (:meth:`forward`) and for generation (:meth:`generate`). 
 that does not depend on the previous step lives outside the loop: :meth:`encode`
 computes every per-step feature of ``x`` for all (B, T) steps in one batched call, and
 the prior, the emission and all log-probabilities are formed after the loop from the
-stacked states. Only the posterior, the sample and the state update run per step.
+stacked readouts of the states. Only the posterior (with the prior, where the posterior
+is built on it), the sample and the state update run per step.
 
 ``forward`` returns per-step terms of shape (K, B, T) (K posterior samples); the
 ELBO, the importance-sampled likelihood and every reduction live in
@@ -19,6 +20,7 @@ ELBO, the importance-sampled likelihood and every reduction live in
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, kl_divergence
 
-from ..emissions import EmissionConfig, diag_gaussian
+from ..emissions import EmissionConfig, diag_gaussian, emission_class
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -57,7 +60,6 @@ class StepTerms:
     log_qz: torch.Tensor
     mask: torch.Tensor  # (B, T) bool
     carry: Any = None  # the state after the last step, for truncated BPTT
-    z: torch.Tensor | None = None  # (K, B, T, Z)
     q_loc: torch.Tensor | None = None
     q_scale: torch.Tensor | None = None
     p_loc: torch.Tensor | None = None
@@ -73,8 +75,27 @@ def _randn_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return torch.randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
 
 
+@contextmanager
+def _seeded_global_rng(seed: int, device: torch.device):
+    """Within the block, the global RNG of the CPU (and of ``device`` if it is a GPU) starts from
+    ``seed``; both are restored on exit."""
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
 class SequenceModel(nn.Module):
-    """Base class: subclasses implement the hooks, never the loop."""
+    """Base class: subclasses implement the hooks, never the loop.
+
+    Models with latent variables implement encode, initial_state, posterior, transition,
+    prior and emission (and may override readout, step_prior, embed_z, pre_step, embed_x);
+    models without (``z_dim = 0``) implement encode, initial_state, readouts, transition,
+    emission and embed_x, and inference runs no loop.
+    """
 
     config_class = ModelConfig
     z_dim: int = 0  # 0: no latent variables (the RNN baselines)
@@ -83,30 +104,35 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.cfg = cfg
 
-    # ---- hooks ---------------------------------------------------------------------
+    # ---- hooks: every model returns the same things from the same hooks --------------
     def encode(self, x: torch.Tensor, carry: State | None,
                mask: torch.Tensor | None = None) -> tuple[Context, State]:
-        """Batched per-step features of x, each (B, T, ·), and the initial state.
+        """Batched per-step features of x, each (B, T, ·), and the state the loop starts from.
 
         ``carry`` is the final state of the previous chunk (truncated BPTT) or None
         for s_0. ``mask`` (B, T) marks real steps (padding at the end); features that
         look ahead (backward RNNs) must run over each sequence within its own length.
-        Models without latent variables return the stacked summaries s_{t-1} under
-        ``"summary"`` and skip the loop entirely.
         """
         raise NotImplementedError
 
-    def summary(self, state: State) -> torch.Tensor:
+    def readout(self, state: State) -> torch.Tensor:
         """The part of s_{t-1} the prior and emission read."""
         return state[0]
 
-    def posterior(self, state: State, ctx_t: Context) -> tuple[torch.Tensor, ...]:
-        """Location and scale of q(z_t | s_{t-1}, x).
+    def readouts(self, ctx: Context) -> torch.Tensor:
+        """Models without latent variables only: the readouts of s_0..s_{T-1} (B, T, S), stacked;
+        their state depends on x alone, so :meth:`encode` runs the whole recurrence at once."""
+        raise NotImplementedError(f"{type(self).__name__} has z_dim = 0 and must implement readouts(ctx)")
 
-        A model that computes p(z_t | s_{t-1}) on the way (SRNN's Res_q) returns
-        (q_loc, q_scale, p_loc, p_scale); the loop then keeps that prior instead of
-        computing it again from the stacked states.
-        """
+    def step_prior(self, state: State, ctx_t: Context) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Location and scale of p(z_t | s_{t-1}) where the posterior is built on it (SRNN's Res_q):
+        the loop passes it to :meth:`posterior` and keeps it for the KL, computed once per step.
+        None (the default): the prior is formed after the loop, batched over the stacked readouts."""
+        return None
+
+    def posterior(self, state: State, ctx_t: Context,
+                  prior_t: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Location and scale of q(z_t | s_{t-1}, x); ``prior_t`` is :meth:`step_prior`'s result."""
         raise NotImplementedError
 
     def embed_z(self, z: torch.Tensor) -> Context:
@@ -138,15 +164,9 @@ class SequenceModel(nn.Module):
         return {}
 
     # ---- the loop ------------------------------------------------------------------
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        samples: int = 1,
-        generator: torch.Generator | None = None,
-        carry: State | None = None,
-        noise: torch.Tensor | None = None,
-    ) -> StepTerms:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, samples: int = 1,
+                generator: torch.Generator | None = None, carry: State | None = None,
+                noise: torch.Tensor | None = None) -> StepTerms:
         """Run inference over x (B, T, D) with ``samples`` posterior samples per sequence.
 
         The posterior noise ε_t ~ N(0, I) comes from ``generator``, or from ``noise``
@@ -163,76 +183,93 @@ class SequenceModel(nn.Module):
         K = samples
 
         if self.z_dim == 0:
-            summaries, ez = ctx["summary"], {}
+            reads, ez = self.readouts(ctx), {}  # (KB, T, S)
             zero = xs.new_zeros(K * B, T)
             kl = log_pz = log_qz = zero
-            z = q_loc = q_scale = p_loc = p_scale = None
+            q_loc = q_scale = p_loc = p_scale = None
         else:
-            ss, locs, scales, zs, ezs, priors = [], [], [], [], [], []
+            rs, locs, scales, zs, ezs, priors = [], [], [], [], [], []
             # One view per step from unbind: its backward stacks the T step gradients once,
             # where indexing v[:, t] in the loop would build a zero (B, T, ·) gradient per
             # step (O(T²) time and memory traffic in the backward pass).
             steps = {k: v.unbind(1) for k, v in ctx.items()}
             for t in range(T):
                 ctx_t = {k: v[t] for k, v in steps.items()}
-                ss.append(self.summary(state))
-                loc, scale, *prior_t = self.posterior(state, ctx_t)
-                if prior_t:
+                rs.append(self.readout(state))
+                prior_t = self.step_prior(state, ctx_t)
+                if prior_t is not None:
                     priors.append(prior_t)
+                loc, scale = self.posterior(state, ctx_t, prior_t)
                 eps = _randn_like(loc, generator) if noise is None else noise[:, t]
                 z_t = loc + scale * eps  # reparameterised sample
                 ez_t = self.embed_z(z_t)
                 state = self.transition(state, ez_t, ctx_t)
                 locs.append(loc), scales.append(scale), zs.append(z_t), ezs.append(ez_t)
-            summaries = torch.stack(ss, 1)  # (KB, T, S)
+            reads = torch.stack(rs, 1)  # (KB, T, S)
             z = torch.stack(zs, 1)  # (KB, T, Z)
             q_loc, q_scale = torch.stack(locs, 1), torch.stack(scales, 1)
             ez = {k: torch.stack([e[k] for e in ezs], 1) for k in ezs[0]}
             if priors:
                 p_loc, p_scale = (torch.stack(v, 1) for v in zip(*priors))
-            else:
-                p_loc, p_scale = self.prior(summaries, ctx)
+            else:  # batched over all (KB, T) steps at once
+                p_loc, p_scale = self.prior(reads, ctx)
             q, p = diag_gaussian(q_loc, q_scale), diag_gaussian(p_loc, p_scale)
             kl, log_pz, log_qz = kl_divergence(q, p), p.log_prob(z), q.log_prob(z)
 
-        log_px = self.emission(summaries, ez, ctx).log_prob(xs)  # (KB, T)
+        log_px = self.emission(reads, ez, ctx).log_prob(xs)  # (KB, T)
         m = _tile(mask, K)
         zero = torch.zeros((), device=x.device, dtype=x.dtype)
 
         def fold(v):  # mask where the term is formed, then (KB, T) -> (K, B, T)
             return torch.where(m, v, zero).view(K, B, T)
 
-        def fold_z(v):
+        def fold_z(v):  # (KB, T, Z) -> (K, B, T, Z)
             return None if v is None else v.view(K, B, T, -1)
 
         return StepTerms(
             log_px=fold(log_px), kl=fold(kl), log_pz=fold(log_pz), log_qz=fold(log_qz),
-            mask=mask, carry=state, z=fold_z(z), q_loc=fold_z(q_loc), q_scale=fold_z(q_scale),
+            mask=mask, carry=state, q_loc=fold_z(q_loc), q_scale=fold_z(q_scale),
             p_loc=fold_z(p_loc), p_scale=fold_z(p_scale),
         )
 
     @torch.no_grad()
-    def generate(self, steps: int, n: int = 1, ref: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Ancestral sampling: x (n, steps, D) and z (n, steps, Z) or None, in model units."""
+    def generate(self, steps: int, n: int = 1, ref: torch.Tensor | None = None, *,
+                 generator: torch.Generator | None = None, bias: float = 0.0,
+                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Ancestral sampling: x (n, steps, D) and z (n, steps, Z) or None, in model units.
+
+        Every random number comes from ``generator``: equal generator seeds give equal samples
+        whatever the global RNG's state, and the global RNG is left as it was. ``bias`` and
+        ``temperature`` sample a pen-stroke emission biased (Graves 2013, §5.4) or tempered
+        (Ha & Eck 2018); the defaults sample the model itself, and other emissions refuse others.
+        """
+        emission_class(self.cfg.emission.name).check_sampling(bias, temperature)  # fail before any work
+        tempered = (bias, temperature) != (0.0, 1.0)
         ref = next(self.parameters()) if ref is None else ref
         state = self.initial_state(ref, n)
         x_prev = ref.new_zeros(n, self.cfg.x_dim)
         xs, zs = [], []
-        for _ in range(steps):
-            state, ctx_t = self.pre_step(state, x_prev)
-            s = self.summary(state)
-            if self.z_dim:
-                loc, scale = self.prior(s, ctx_t)
-                z_t = loc + scale * _randn_like(loc, generator)
-                ez, _ = self.embed_z(z_t), zs.append(z_t)
-            else:
-                ez = {}
-            x_t = self.emission(s, ez, ctx_t).sample()
-            ctx_t = {**ctx_t, **self.embed_x(x_t)}
-            state = self.transition(state, ez, ctx_t)
-            xs.append(x_t)
-            x_prev = x_t
+        # z: explicit noise from the generator. x: the emission's own sample(), which takes no
+        # generator (like every torch distribution; explicit noise would need a noise-to-sample map
+        # per emission), run on a fork of the global RNG seeded from the generator, then restored.
+        seed = int(torch.randint(2 ** 62, (), generator=generator,
+                                 device=generator.device if generator is not None else "cpu"))
+        with _seeded_global_rng(seed, ref.device):
+            for _ in range(steps):
+                state, ctx_t = self.pre_step(state, x_prev)
+                s = self.readout(state)
+                if self.z_dim:
+                    loc, scale = self.prior(s, ctx_t)
+                    z_t = loc + scale * _randn_like(loc, generator)
+                    ez, _ = self.embed_z(z_t), zs.append(z_t)
+                else:
+                    ez = {}
+                dist = self.emission(s, ez, ctx_t)
+                x_t = (dist.biased(bias, temperature) if tempered else dist).sample()
+                ctx_t = {**ctx_t, **self.embed_x(x_t)}
+                state = self.transition(state, ez, ctx_t)
+                xs.append(x_t)
+                x_prev = x_t
         return torch.stack(xs, 1), (torch.stack(zs, 1) if zs else None)
 
     @property

@@ -124,7 +124,7 @@ class DMM(SequenceModel):
         # the RNN's final state rides along unchanged through the loop, for the carry
         return {"h": h}, (state[0],) + tuple(s.squeeze(0) for s in last)
 
-    def posterior(self, state, ctx_t):
+    def posterior(self, state, ctx_t, prior_t):
         return self.combiner(state[0], ctx_t["h"], self.cfg.min_scale)
 
     def transition(self, state, ez, ctx_t):

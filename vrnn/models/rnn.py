@@ -3,7 +3,9 @@
 h_t = f(φ_x(x_t), h_{t-1}) with f an LSTM (or GRU), and p(x_t | x_{<t}) = p(x_t | h_{t-1})
 from φ_dec(h_{t-1}), so log p(x) = Σ_t log p(x_t | h_{t-1}) is exact. Inference runs
 the whole sequence through one fused ``nn.LSTM``/``nn.GRU`` call; the per-step path
-(generation) uses the same weights through :func:`cell_step`.
+(generation) uses the same weights through :func:`cell_step`. Without latent variables the
+model implements :meth:`readouts` (h_0..h_{T-1}, from that fused call) in place of the loop's
+per-step hooks.
 """
 from __future__ import annotations
 
@@ -50,8 +52,11 @@ class RNN(SequenceModel):
         hx = tuple(s.unsqueeze(0) for s in state)
         out, last = self.rnn(self.phi_x(x), hx if self._lstm else hx[0])  # out: h_1..h_T (B, T, H)
         last = last if self._lstm else (last,)
-        summary = torch.cat([state[0].unsqueeze(1), out[:, :-1]], 1)  # h_0..h_{T-1}
-        return {"summary": summary}, tuple(s.squeeze(0) for s in last)
+        h_prev = torch.cat([state[0].unsqueeze(1), out[:, :-1]], 1)  # h_0..h_{T-1}  (B, T, H)
+        return {"h_prev": h_prev}, tuple(s.squeeze(0) for s in last)
+
+    def readouts(self, ctx):  # what the emission reads at every step: h_{t-1}
+        return ctx["h_prev"]
 
     def emission(self, s, ez, ctx):
         return self.out(self.dec(s))

@@ -71,7 +71,7 @@ class VRNN(SequenceModel):
         state = carry if carry is not None else self.cell.zero_state(x, x.shape[0])
         return ctx, state
 
-    def posterior(self, state, ctx_t):
+    def posterior(self, state, ctx_t, prior_t):
         feat = self.enc.finish(ctx_t["enc_x"] + self.enc.first_layer(1, state[0]))
         return self._gaussian(self.enc_head(feat))
 
