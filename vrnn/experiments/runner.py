@@ -31,7 +31,7 @@ from ..config import load_config
 from ..data import DataConfig, SequenceData, load_dataset
 from ..data.recipes import prepare
 from ..errors import VrnnError
-from ..speed.bench import describe_hardware
+from ..hardware import describe_hardware
 from ..training.trainer import fit
 from .reports import REPORTS
 from .spec import Experiment, RunSpec

@@ -1,0 +1,139 @@
+"""The experiment harness: an experiment file trains, resumes in segments, exports, evaluates and renders;
+``--eval-only`` re-creates the committed table byte for byte."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_arrays
+from vrnn.cli import main
+from vrnn.errors import VrnnError
+from vrnn.experiments.runner import run_experiment
+from vrnn.experiments.spec import load_experiment
+
+CONFIG = """
+[model]
+kind = "{kind}"
+hidden = 8
+width = 8
+layers = 1
+emission = {{ name = "bernoulli" }}
+{extra}
+[train]
+batch_size = 8
+max_steps = 6
+eval_every = 2
+patience = 100
+lr = 3e-3
+"""
+
+EXPERIMENT = """
+title = "Tiny"
+report = "polyphonic"
+
+[eval]
+iw_samples = 3
+batch_size = 4
+
+[data.rolls]
+source = "{data_dir}/rolls.npz"
+about = "random piano rolls"
+
+[runs.rnn]
+label = "RNN"
+config = "configs/rnn.toml"
+data = ["rolls"]
+segment_steps = 2
+
+[runs.vrnn]
+label = "VRNN"
+config = "configs/vrnn.toml"
+data = ["rolls"]
+seeds = [0, 1]
+segment_steps = 4
+"""
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A repository-like folder: configs/, benchmarks/tiny/experiment.toml, and data outside it."""
+    root = tmp_path / "repo"
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "rnn.toml").write_text(CONFIG.format(kind="rnn", extra=""))
+    (root / "configs" / "vrnn.toml").write_text(CONFIG.format(kind="vrnn", extra="z_dim = 3"))
+    (root / "benchmarks" / "tiny").mkdir(parents=True)
+    (root / "benchmarks" / "tiny" / "experiment.toml").write_text(EXPERIMENT)
+    (tmp_path / "data").mkdir()
+    write_arrays(tmp_path / "data" / "rolls.npz", dim=5, binary=True)
+    return root
+
+
+def _run(repo: Path, **kw) -> Path:
+    return run_experiment(repo / "benchmarks" / "tiny" / "experiment.toml", data_dir=repo.parent / "data",
+                          work=repo / "runs", quiet=True, **kw)
+
+
+def test_train_export_evaluate_and_eval_only_reproduces_the_table(repo):
+    out = _run(repo)
+    folder = out.parent
+    ckpts = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.pt"))
+    assert ckpts == ["checkpoints/rolls/rnn.pt", "checkpoints/rolls/vrnn-seed0.pt", "checkpoints/rolls/vrnn-seed1.pt"]
+    info = json.loads((folder / "checkpoints" / "rolls" / "rnn.json").read_text())
+    assert info["steps"] == 6 and info["stopped"] == "max_steps"
+    assert [c["step"] for c in info["curve"]] == [2, 4, 6]  # one record per evaluation, none duplicated by resumes
+    results = json.loads((folder / "results.json").read_text())
+    report = results["evaluations"]["rolls"]["vrnn-seed1"]
+    assert report["iw_samples"] == 3 and len(report["sequences"]["elbo"]) == report["num_sequences"]
+    table = out.read_text()
+    assert "| VRNN (seed 1) |" in table and "| RNN |" in table and "curves-rolls.png" in table
+    assert (folder / "curves-rolls.png").stat().st_size > 0
+    seed0 = torch.load(folder / "checkpoints/rolls/vrnn-seed0.pt", weights_only=True)["model"]
+    seed1 = torch.load(folder / "checkpoints/rolls/vrnn-seed1.pt", weights_only=True)["model"]
+    assert any(not torch.equal(seed0[k], seed1[k]) for k in seed0)  # the seeds are different runs
+    assert main(["experiment", str(folder / "experiment.toml"), "--eval-only", "--data-dir",
+                 str(repo.parent / "data")]) == 0
+    assert out.read_text() == table
+
+
+def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, tmp_path):
+    whole = _run(repo).parent / "checkpoints"
+    first = {p.name: torch.load(p, weights_only=True)["model"] for p in whole.rglob("*.pt")}
+    for p in whole.rglob("*"):
+        if p.is_file():
+            p.unlink()
+    with pytest.raises(VrnnError, match="no checkpoints"):  # every run stopped after its first segment
+        run_experiment(repo / "benchmarks" / "tiny" / "experiment.toml", data_dir=repo.parent / "data",
+                       work=tmp_path / "w2", quiet=True, minutes=1e-9)
+    assert not list(whole.rglob("*.pt"))
+    run_experiment(repo / "benchmarks" / "tiny" / "experiment.toml", data_dir=repo.parent / "data",
+                   work=tmp_path / "w2", quiet=True, resume=True)
+    again = {p.name: torch.load(p, weights_only=True)["model"] for p in whole.rglob("*.pt")}
+    assert again.keys() == first.keys()
+    for name in first:
+        assert all(torch.equal(first[name][k], again[name][k]) for k in first[name]), name
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("segment_steps = 2", "segment_steps = 3"), "not a multiple of train.eval_every"),
+    (('data = ["rolls"]\nsegment_steps = 2', 'data = ["nope"]'), "is not a \\[data.\\*\\] table"),
+    (('report = "polyphonic"', 'report = "nope"'), "unknown report"),
+    (("iw_samples = 3", "iw_samples = 0"), "must be >= 1"),
+    (('label = "RNN"', 'label = "RNN"\ncolour = 1'), "unknown setting 'colour'"),
+])
+def test_mistakes_in_an_experiment_file_are_one_line_errors(repo, edit, message):
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    path.write_text(path.read_text().replace(*edit))
+    with pytest.raises(VrnnError, match=message):
+        if "segment" in message or "multiple" in message:
+            _run(repo)
+        else:
+            load_experiment(path)
+
+
+def test_missing_data_names_the_flag(repo, capsys):
+    code = main(["experiment", str(repo / "benchmarks" / "tiny" / "experiment.toml"), "--data-dir",
+                 str(repo / "nowhere")])
+    assert code == 2 and "--data-dir" in capsys.readouterr().err
