@@ -30,8 +30,6 @@ from vrnn.hardware import describe_hardware as hardware  # noqa: E402
 MODELS = ["rnn", "vrnn-i", "vrnn"]
 
 
-
-
 def table(rows: list[dict]) -> str:
     head = ("| model | parameters | best step | train time | test ELBO | test log-likelihood | log-likelihood method | log-lik − ELBO |\n"
             "|---|---:|---:|---:|---:|---:|---|---:|\n")

@@ -65,7 +65,6 @@ def strokes_png(path: Path, drawings: np.ndarray, title: str = "") -> None:
     save_figure(fig, path)
 
 
-
 def write_stroke_samples(paths: dict[str, Path], x: np.ndarray, meta: dict, title: str) -> None:
     """Every sample as one drawing of a PNG grid."""
     strokes_png(paths[".png"], x, title)

@@ -183,7 +183,6 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise VrnnError(f"{out}/last.pt: nothing to resume; start without --resume")
 
 
-
 def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
         data: SequenceData | None = None) -> FitResult:
     """Train the model ``cfg`` describes; checkpoints and the log go to ``out``.
