@@ -32,12 +32,12 @@ from .contract import Context, ModelConfig, State, StepTerms
 __all__ = ["Context", "ModelConfig", "SequenceModel", "State", "StepTerms"]
 
 
-def _tile(t: torch.Tensor, k: int) -> torch.Tensor:
+def tile_samples(t: torch.Tensor, k: int) -> torch.Tensor:
     """(B, ...) -> (K*B, ...), sample-major."""
     return t if k == 1 else t.repeat(k, *([1] * (t.dim() - 1)))
 
 
-def _randn_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def randn_like(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
 
 
@@ -65,6 +65,7 @@ class SequenceModel(nn.Module):
 
     config_class = ModelConfig
     z_dim: int = 0  # 0: no latent variables (the RNN baselines)
+    posterior_is_filter: bool = False  # q(z_t | ·) reads x_{1:t} only (no look-ahead): see vrnn.smc
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -143,9 +144,9 @@ class SequenceModel(nn.Module):
         mask = x.new_ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
         ctx, state = self.encode(x, carry, mask)
         if samples > 1:
-            ctx = {k: _tile(v, samples) for k, v in ctx.items()}
-            state = tuple(_tile(s, samples) for s in state)
-        xs = _tile(x, samples)
+            ctx = {k: tile_samples(v, samples) for k, v in ctx.items()}
+            state = tuple(tile_samples(s, samples) for s in state)
+        xs = tile_samples(x, samples)
         K = samples
 
         if self.z_dim == 0:
@@ -166,7 +167,7 @@ class SequenceModel(nn.Module):
                 if prior_t is not None:
                     priors.append(prior_t)
                 loc, scale = self.posterior(state, ctx_t, prior_t)
-                eps = _randn_like(loc, generator) if noise is None else noise[:, t]
+                eps = randn_like(loc, generator) if noise is None else noise[:, t]
                 z_t = loc + scale * eps  # reparameterised sample
                 ez_t = self.embed_z(z_t)
                 state = self.transition(state, ez_t, ctx_t)
@@ -183,7 +184,7 @@ class SequenceModel(nn.Module):
             kl, log_pz, log_qz = kl_divergence(q, p), p.log_prob(z), q.log_prob(z)
 
         log_px = self.emission(reads, ez, ctx).log_prob(xs)  # (KB, T)
-        m = _tile(mask, K)
+        m = tile_samples(mask, K)
         zero = torch.zeros((), device=x.device, dtype=x.dtype)
 
         def fold(v):  # mask where the term is formed, then (KB, T) -> (K, B, T)
@@ -226,7 +227,7 @@ class SequenceModel(nn.Module):
                 s = self.readout(state)
                 if self.z_dim:
                     loc, scale = self.prior(s, ctx_t)
-                    z_t = loc + scale * _randn_like(loc, generator)
+                    z_t = loc + scale * randn_like(loc, generator)
                     ez, _ = self.embed_z(z_t), zs.append(z_t)
                 else:
                     ez = {}

@@ -137,5 +137,9 @@ class DMM(SequenceModel):
         return self.out(self.emitter(ez["z"]))
 
     @property
+    def posterior_is_filter(self) -> bool:
+        return self.cfg.posterior == "filter"
+
+    @property
     def display_name(self):
         return f"DMM({self.cfg.posterior})-{self.cfg.emission.name}"

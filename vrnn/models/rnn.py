@@ -31,6 +31,7 @@ class RNNConfig(ModelConfig):
 
 class RNN(SequenceModel):
     config_class = RNNConfig
+    posterior_is_filter = True  # no latent variables: every likelihood is exact
 
     def __init__(self, cfg: RNNConfig):
         super().__init__(cfg)

@@ -154,6 +154,10 @@ class SRNN(SequenceModel):
         return {"x": x}
 
     @property
+    def posterior_is_filter(self) -> bool:
+        return self.cfg.posterior == "filter"
+
+    @property
     def display_name(self):
         resq = "+Res_q" if self.cfg.res_q else ""
         return f"SRNN({self.cfg.posterior}{resq})-{self.cfg.emission.name}"

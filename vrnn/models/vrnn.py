@@ -42,6 +42,7 @@ class VRNNConfig(ModelConfig):
 
 class VRNN(SequenceModel):
     config_class = VRNNConfig
+    posterior_is_filter = True  # q(z_t | x_t, h_{t-1}), eq. 9
 
     def __init__(self, cfg: VRNNConfig):
         super().__init__(cfg)

@@ -1,0 +1,173 @@
+"""The particle filter against exact answers: the Kalman filter on the linear-Gaussian model of
+test_kalman.py, importance sampling on identical noise, and the RNN baselines' exact likelihood."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import MODEL_TABLE, tiny_config
+from test_kalman import A, C, Q, R, LinearGaussianSSM, data, sample_sequences  # noqa: F401  (data: fixture)
+from vrnn.config import config_from_dict
+from vrnn.models import build_model
+from vrnn.objectives import sequence_elbo, sequence_iw_log_likelihood
+from vrnn.smc import particle_filter, score_proposal, systematic_resample
+
+
+def kalman_increments(x: torch.Tensor) -> torch.Tensor:
+    """Exact log p(x_t | x_<t) of one sequence (T, D), float64."""
+    Am, Qm, Rm = torch.diag(A), torch.diag(Q), torch.diag(R)
+    mean, cov, out = torch.zeros(2, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64), []
+    for x_t in x:
+        mean, cov = Am @ mean, Am @ cov @ Am.T + Qm
+        S = C @ cov @ C.T + Rm
+        out.append(torch.distributions.MultivariateNormal(C @ mean, S).log_prob(x_t))
+        K = cov @ C.T @ torch.linalg.inv(S)
+        mean, cov = mean + K @ (x_t - C @ mean), (torch.eye(2, dtype=torch.float64) - K @ C) @ cov
+    return torch.stack(out)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_without_resampling_smc_is_importance_sampling_on_the_same_noise(data):
+    x, mask, exact = data
+    model = LinearGaussianSSM("filter")
+    K, (B, T, _) = 8, x.shape
+    noise = torch.randn(K * B, T, 2, generator=gen(3), dtype=torch.float64)
+    with torch.no_grad():
+        smc = particle_filter(model, x, mask, K, proposal="posterior", resample="never", noise=noise)
+        iw = sequence_iw_log_likelihood(model(x, mask, samples=K, noise=noise))
+    torch.testing.assert_close(smc.log_marginal, iw, rtol=1e-12, atol=1e-10)
+    assert not smc.resampled.any()
+
+
+def test_with_the_exact_posterior_and_no_resampling_the_estimate_is_exact(data):
+    """With q the true (smoothing) posterior every whole-sequence weight is p(x), so the filter without
+    resampling gives the Kalman value to 1e-9; resampling on its step-wise weights (which are not
+    constant: q looked ahead) keeps it unbiased but no longer exact."""
+    x, mask, exact = data
+    model = LinearGaussianSSM("exact")
+    with torch.no_grad():
+        smc = particle_filter(model, x, mask, 4, gen(0), resample="never")
+        resampled = particle_filter(model, x, mask, 4, gen(0), resample="always")
+    torch.testing.assert_close(smc.log_marginal, exact, rtol=1e-9, atol=1e-9)
+    assert ((resampled.log_marginal - exact).abs() > 1e-6).any()
+
+
+@pytest.mark.parametrize("proposal", ["prior", "posterior"])
+def test_smc_converges_to_the_kalman_likelihood_and_tracks_its_increments(data, proposal):
+    """K = 1000: within 0.5 % of the Kalman value on average over the four sequences (each within 1 %:
+    the bootstrap filter's weights are peaked, R is small), closer than at K = 50; every increment
+    tracks the Kalman filter's log p(x_t | x_<t)."""
+    x, mask, exact = data
+    model = LinearGaussianSSM("filter")
+    with torch.no_grad():
+        smc = particle_filter(model, x, mask, 1000, gen(1), proposal=proposal)
+        few = torch.stack([particle_filter(model, x, mask, 50, gen(s), proposal=proposal).log_marginal
+                           for s in range(8)])
+    rel = (smc.log_marginal - exact).abs() / exact.abs()
+    print(f"{proposal}: K=1000 relative errors {[round(v, 4) for v in rel.tolist()]}")
+    assert rel.mean() < 0.005 and (rel < 0.01).all(), (smc.log_marginal.tolist(), exact.tolist())
+    assert (smc.log_marginal - exact).abs().mean() < (few - exact).abs().mean()
+    for b in range(len(exact)):
+        n = int(mask[b].sum())
+        truth = kalman_increments(x[b, :n])
+        assert (smc.increments[b, :n] - truth).abs().max() < 0.25, (smc.increments[b, :n] - truth).abs().max()
+        assert (smc.increments[b, n:] == 0).all()  # padded steps contribute nothing
+    assert smc.resampled.any() and not (smc.resampled & ~mask).any()  # resampled, and only on real steps
+
+
+def test_on_long_sequences_smc_beats_importance_sampling_at_the_same_k():
+    """T = 200: the importance weights degenerate (one sample carries everything), SMC's do not."""
+    seqs = [s for s in sample_sequences(1, seed=7) for _ in range(1)]
+    g = gen(11)
+    z, xs = torch.zeros(2, dtype=torch.float64), []
+    for _ in range(200):
+        z = A * z + Q.sqrt() * torch.randn(2, generator=g, dtype=torch.float64)
+        xs.append(C @ z + R.sqrt() * torch.randn(3, generator=g, dtype=torch.float64))
+    x = torch.stack(xs)[None]
+    truth = kalman_increments(x[0]).sum()
+    model, K = LinearGaussianSSM("filter"), 100
+    errors = {"is": [], "smc": []}
+    with torch.no_grad():
+        for seed in range(3):
+            is_est = sequence_iw_log_likelihood(model(x, samples=K, generator=gen(seed)))[0]
+            smc_est = particle_filter(model, x, particles=K, generator=gen(seed)).log_marginal[0]
+            errors["is"].append(abs(is_est - truth).item())
+            errors["smc"].append(abs(smc_est - truth).item())
+    print(f"T=200, K={K}: |IS - exact| {errors['is']}, |SMC - exact| {errors['smc']} nats (exact {truth:.2f})")
+    assert max(errors["smc"]) < min(errors["is"]), errors
+    assert seqs  # the module's sequences are untouched by this test
+
+
+SMALL = {"srnn": dict(hidden=8, a_hidden=8, z_dim=3, width=8),
+         "dmm": dict(z_dim=3, transition_hidden=8, emission_hidden=8, rnn_hidden=8)}
+
+
+@pytest.mark.parametrize("kind, prior, posterior", [(k, p, None) for k, p in MODEL_TABLE] + [
+    ("srnn", None, "smooth"), ("srnn", None, "filter"), ("dmm", None, "smooth"), ("dmm", None, "filter")])
+def test_every_model_filters_and_the_rnn_is_exact(kind, prior, posterior):
+    if kind in SMALL:
+        cfg = config_from_dict({"model": {"kind": kind, "x_dim": 3, "posterior": posterior, **SMALL[kind]}})
+    else:
+        cfg = tiny_config(kind, prior, "gauss", x_dim=3)
+    assert score_proposal(build_model(cfg.model)) == ("prior" if posterior == "smooth" else "posterior")
+    torch.manual_seed(0)
+    model = build_model(cfg.model).double().eval()
+    x = torch.randn(3, 7, 3, generator=gen(0), dtype=torch.float64)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    with torch.no_grad():
+        smc = particle_filter(model, x, mask, 5, gen(1), proposal=score_proposal(model))
+        terms = model(x, mask, samples=5, generator=gen(2))
+    assert smc.increments.shape == (3, 7) and torch.isfinite(smc.log_marginal).all()
+    assert (smc.increments[1, 4:] == 0).all()
+    if kind == "rnn":  # no latent variables: the filter is the exact likelihood
+        torch.testing.assert_close(smc.log_marginal, terms.log_px[0].sum(-1))
+
+
+def test_bounds_and_k1_and_gradients_under_masking(data):
+    """ELBO ≤ IWAE and FIVO ≤ log p(x) in expectation; at K = 1 both are the single-sample ELBO on the
+    same noise; gradients through the FIVO bound are finite with padding."""
+    x, mask, exact = data
+    model = LinearGaussianSSM("filter")
+    reps, K, B = 200, 16, x.shape[0]
+    with torch.no_grad():  # expectations over `reps` independent estimates, each with K samples
+        elbo = sequence_elbo(model(x, mask, samples=4000, generator=gen(0)))
+        terms = model(x, mask, samples=reps * K, generator=gen(1))
+        log_w = (terms.log_px + terms.log_pz - terms.log_qz).sum(-1).view(reps, K, B)
+        iwae = (torch.logsumexp(log_w, 1) - math.log(K)).mean(0)
+        many = particle_filter(model, x.repeat(reps, 1, 1), mask.repeat(reps, 1), K, gen(2)).log_marginal
+        fivo = many.view(reps, B).mean(0)
+    print(f"ELBO {elbo.tolist()}\nIWAE {iwae.tolist()}\nFIVO {fivo.tolist()}\nexact {exact.tolist()}")
+    assert (elbo < iwae).all() and (iwae < exact).all() and (fivo < exact).all(), (elbo, iwae, fivo, exact)
+    noise = torch.randn(x.shape[0], x.shape[1], 2, generator=gen(5), dtype=torch.float64)
+    with torch.no_grad():
+        terms = model(x, mask, samples=1, noise=noise)
+        single = (terms.log_px + terms.log_pz - terms.log_qz).sum(-1)[0]  # log p(x, z) − log q(z | x)
+        for resample in ("ess", "always"):
+            k1 = particle_filter(model, x, mask, 1, noise=noise, resample=resample).log_marginal
+            torch.testing.assert_close(k1, single, rtol=1e-12, atol=1e-10)
+        torch.testing.assert_close(sequence_iw_log_likelihood(terms), single, rtol=1e-12, atol=1e-10)
+    vr = build_model(tiny_config("vrnn", "conditional", "gauss", x_dim=3).model)
+    xv = torch.randn(4, 9, 3, generator=gen(0))
+    mv = torch.ones(4, 9, dtype=torch.bool)
+    mv[0, 3:] = False
+    fivo_bound = particle_filter(vr, xv, mv, 4, gen(0), resample="always").log_marginal.sum()
+    fivo_bound.backward()
+    grads = [p.grad for p in vr.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum() for g in grads) > 0
+
+
+def test_systematic_resampling_follows_the_weights():
+    w = torch.tensor([0.7, 0.2, 0.1, 0.0], dtype=torch.float64)
+    log_w = w.log()[:, None].expand(4, 5000).contiguous()
+    anc = systematic_resample(log_w, gen(0))  # (B, K)
+    counts = torch.stack([(anc == k).sum(1) for k in range(4)], 1).double()  # (B, 4)
+    assert (counts[:, 3] == 0).all()  # a zero weight is never chosen
+    assert ((counts - 4 * w).abs() <= 1).all()  # systematic: each count within one of K·w
+    assert math.isclose(counts.mean(0)[0].item(), 2.8, abs_tol=0.3)
