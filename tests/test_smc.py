@@ -171,3 +171,25 @@ def test_systematic_resampling_follows_the_weights():
     assert (counts[:, 3] == 0).all()  # a zero weight is never chosen
     assert ((counts - 4 * w).abs() <= 1).all()  # systematic: each count within one of K·w
     assert math.isclose(counts.mean(0)[0].item(), 2.8, abs_tol=0.3)
+
+
+def test_a_continuation_starts_from_the_filtered_state():
+    """LGSSM: the mean of x_{T+1} over many continuations is the Kalman filter's one-step prediction
+    C A m_T (m_T the filtered mean of z_T), not the prior's C A^{T+1}·0 = 0."""
+    from vrnn.smc import continue_sequences
+
+    x = sample_sequences(1, seed=3)[0][None]  # (1, T, 3)
+    Am, Qm, Rm = torch.diag(A), torch.diag(Q), torch.diag(R)
+    mean, cov = torch.zeros(2, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64)
+    for x_t in x[0]:
+        mean, cov = Am @ mean, Am @ cov @ Am.T + Qm
+        S = C @ cov @ C.T + Rm
+        K = cov @ C.T @ torch.linalg.inv(S)
+        mean, cov = mean + K @ (x_t - C @ mean), (torch.eye(2, dtype=torch.float64) - K @ C) @ cov
+    predicted = C @ (Am @ mean)
+    cont = continue_sequences(LinearGaussianSSM("filter"), x, steps=2, n=20000, particles=2000, generator=gen(0))
+    assert cont.shape == (1, 20000, 2, 3)
+    first = cont[0, :, 0].mean(0)
+    se = cont[0, :, 0].std(0) / math.sqrt(20000)
+    assert ((first - predicted).abs() < 4 * se + 0.02).all(), (first, predicted)
+    assert predicted.abs().max() > 10 * se.max()  # the test can tell the filtered state from the prior's

@@ -97,8 +97,9 @@ def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | 
     K = particles
     mask = x.new_ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
     if model.z_dim == 0:  # deterministic state: the per-step likelihoods are exact
-        inc = model(x, mask).log_px[0]
-        return FilterResult(inc.sum(-1), inc, x.new_full((B, T), float(K)), torch.zeros_like(mask), None, ())
+        terms = model(x, mask)
+        inc = terms.log_px[0]
+        return FilterResult(inc.sum(-1), inc, x.new_full((B, T), float(K)), torch.zeros_like(mask), None, terms.carry)
     ctx, state = model.encode(x, None, mask)
     ctx = {k: tile_samples(v, K) for k, v in ctx.items()}
     state = tuple(tile_samples(s, K) for s in state)
@@ -135,3 +136,26 @@ def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | 
         incs.append(torch.where(real, inc, inc.new_zeros(()))), esss.append(ess), res.append(do)
     increments = torch.stack(incs, 1)
     return FilterResult(increments.sum(-1), increments, torch.stack(esss, 1), torch.stack(res, 1), log_w, state)
+
+
+@torch.no_grad()
+def continue_sequences(model: SequenceModel, prefix: torch.Tensor, steps: int, n: int = 1, particles: int = 100,
+                       generator: torch.Generator | None = None, **sampling) -> torch.Tensor:
+    """``n`` continuations of ``steps`` steps of each whole prefix (B, T, D), in model units: (B, n, steps, D).
+
+    The prefix is filtered with ``particles`` particles (the proposal of :func:`score_proposal`);
+    each continuation starts from one particle drawn by its final weight, so its first step is
+    drawn from p(z_{T+1} | s_T) p(x_{T+1} | ·) under the filtered state, and the rest is ancestral
+    sampling (:meth:`SequenceModel.generate`; ``sampling``: its ``bias``/``temperature``).
+    Models without latent variables continue from their exact state.
+    """
+    B, T, D = prefix.shape
+    filt = particle_filter(model, prefix, None, particles, generator, proposal=score_proposal(model))
+    if model.z_dim == 0:
+        rows = torch.arange(B, device=prefix.device).repeat_interleave(n)
+    else:  # row k·B + b holds particle k of sequence b
+        pick = torch.multinomial(filt.log_weights.T.exp(), n, replacement=True, generator=generator)  # (B, n)
+        rows = (pick * B + torch.arange(B, device=prefix.device)[:, None]).reshape(-1)
+    start = tuple(v[rows] for v in filt.state), prefix[:, -1].repeat_interleave(n, 0)
+    x, _ = model.generate(steps, B * n, ref=prefix, generator=generator, start=start, **sampling)
+    return x.view(B, n, steps, D)

@@ -201,9 +201,12 @@ class SequenceModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, steps: int, n: int = 1, ref: torch.Tensor | None = None, *,
-                 generator: torch.Generator | None = None, bias: float = 0.0,
-                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 generator: torch.Generator | None = None, bias: float = 0.0, temperature: float = 1.0,
+                 start: tuple[State, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Ancestral sampling: x (n, steps, D) and z (n, steps, Z) or None, in model units.
+
+        ``start`` = (state s_T, last observation x_T) continues sequences from a filtered state
+        (:func:`vrnn.smc.continue_sequences`) instead of s_0 and x_0 = 0.
 
         Every random number comes from ``generator``: equal generator seeds give equal samples
         whatever the global RNG's state, and the global RNG is left as it was. ``bias`` and
@@ -213,8 +216,7 @@ class SequenceModel(nn.Module):
         emission_class(self.cfg.emission.name).check_sampling(bias, temperature)  # fail before any work
         tempered = (bias, temperature) != (0.0, 1.0)
         ref = next(self.parameters()) if ref is None else ref
-        state = self.initial_state(ref, n)
-        x_prev = ref.new_zeros(n, self.cfg.x_dim)
+        state, x_prev = start if start is not None else (self.initial_state(ref, n), ref.new_zeros(n, self.cfg.x_dim))
         xs, zs = [], []
         # z: explicit noise from the generator. x: the emission's own sample(), which takes no
         # generator (like every torch distribution; explicit noise would need a noise-to-sample map

@@ -17,8 +17,8 @@ def write_wav(path: Path, wave: np.ndarray, rate: int) -> None:
         sf.write(str(tmp), np.clip(wave, -1.0, 1.0).astype(np.float32), int(rate), subtype="PCM_16", format="WAV")
 
 
-def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> None:
-    """The waveform against time in seconds."""
+def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "", join: float | None = None) -> None:
+    """The waveform against time in seconds; ``join``: the time (s) where a continuation starts, marked."""
     plt = pyplot()
     t = np.arange(len(wave)) / rate
     fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
@@ -28,6 +28,9 @@ def waveform_png(path: Path, wave: np.ndarray, rate: int, title: str = "") -> No
     ax.set_ylabel("amplitude")
     if title:
         ax.set_title(title)
+    if join:
+        ax.axvline(join, color="tab:red", lw=1.5, label="continuation starts")
+        ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -87,4 +90,5 @@ def write_audio_samples(paths: dict[str, Path], x: np.ndarray, meta: dict, title
     """The first sample's frames joined into one waveform: a 16-bit WAV at the data's rate and its plot."""
     wave, rate = join_frames(x[0]), int(meta["rate"])
     write_wav(paths[".wav"], wave, rate)
-    waveform_png(paths[".png"], wave, rate, f"{title} ({len(wave) / rate:g} s at {rate} Hz)")
+    join = meta["prime_steps"] * x.shape[2] / rate if meta.get("prime_steps") else None
+    waveform_png(paths[".png"], wave, rate, f"{title} ({len(wave) / rate:g} s at {rate} Hz)", join)

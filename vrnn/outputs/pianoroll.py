@@ -43,8 +43,8 @@ def write_midi(path: Path, roll: np.ndarray, step_seconds: float = 0.5, velocity
         mid.save(tmp)
 
 
-def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
-    """A piano roll (T, 88) as a PNG: time across, MIDI pitch up."""
+def pianoroll_png(path: Path, roll: np.ndarray, title: str = "", join: int | None = None) -> None:
+    """A piano roll (T, 88) as a PNG: time across, MIDI pitch up; ``join``: the first continued step, marked."""
     plt = pyplot()
     rows = np.nonzero(roll.any(0))[0]
     lo, hi = (rows.min(), rows.max()) if len(rows) else (0, roll.shape[1] - 1)
@@ -56,6 +56,9 @@ def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
     ax.set_ylabel("MIDI pitch")
     if title:
         ax.set_title(title)
+    if join:
+        ax.axvline(join - 0.5, color="tab:red", lw=1.5, label="continuation starts")
+        ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -63,4 +66,4 @@ def pianoroll_png(path: Path, roll: np.ndarray, title: str = "") -> None:
 def write_pianoroll_samples(paths: dict[str, Path], x: np.ndarray, meta: dict, title: str) -> None:
     """The first sample as MIDI and as a PNG piano roll."""
     write_midi(paths[".mid"], x[0])
-    pianoroll_png(paths[".png"], x[0], title)
+    pianoroll_png(paths[".png"], x[0], title, meta.get("prime_steps"))
