@@ -172,7 +172,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, re
     bad = tiny_config("vrnn", "conditional", source=str(real_npz), lr=1e12, clip_norm=0.0, max_steps=200,
                       eval_every=1)
     with pytest.raises(TrainingDiverged, match="keeps the last good state"):
-        fit(bad, tmp_path / "run", resume=True, progress=False)
+        fit(bad, tmp_path / "run", resume=True, allow_changes=True, progress=False)  # new lr and clipping
     model, _, ckpt = load_model(last)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert ckpt["step"] >= 2

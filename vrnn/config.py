@@ -42,9 +42,7 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     """The :class:`Config` a dict of sections describes (a section left out takes its defaults), every
     value checked by its section's dataclass (:class:`~vrnn.settings.Checked`); errors name ``where``."""
     raw = dict(raw)
-    unknown = sorted(set(raw) - {"model", "data", "train"})
-    if unknown:
-        raise VrnnError(f"{where}: unknown section [{unknown[0]}]; sections are [model], [data], [train]")
+    _check_sections(raw, where)
     model_raw = raw.get("model", {})
     kind = model_raw.get("kind", ModelConfig.kind) if isinstance(model_raw, dict) else ModelConfig.kind
     if not isinstance(kind, str) or kind not in MODELS:
@@ -56,6 +54,12 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     return Config(**sections)
 
 
+def _check_sections(raw: dict, where: str) -> None:
+    unknown = sorted(set(raw) - {"model", "data", "train"})
+    if unknown:
+        raise VrnnError(f"{where}: unknown section [{unknown[0]}]; sections are [model], [data], [train]")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a TOML config file and apply ``--set`` style overrides.
 
@@ -65,7 +69,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     raw = read_config_file(path) if path is not None else {}
     if path is not None:
-        model = raw.get("model") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict):
+            raise VrnnError(f"{path}: not a table of sections; start from a file in configs/")
+        _check_sections(raw, str(path))
+        model = raw.get("model")
         if not isinstance(model, dict) or "kind" not in model:
             missing = "no [model] table" if not isinstance(model, dict) else "no model.kind in [model]"
             empty = " (the file holds no settings)" if not raw else ""
