@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from vrnn.cli import main
-from vrnn.config import DataConfig, EmissionConfig, TrainConfig, load_config
+from vrnn.config import Config, DataConfig, EmissionConfig, TrainConfig, load_config
+from vrnn.errors import VrnnError
 from vrnn.models import MODELS
 
 from conftest import write_arrays
@@ -186,3 +187,11 @@ def test_allowed_model_changes_must_keep_the_weights_shapes(stopped_run, capsys)
     assert (out / "log.jsonl").read_text() == before
     code, err = run(capsys, "train", "--out", out, "--allow-changes", "--set", "train.lr=1e-2", "--quiet")
     assert_one_line_error(code, err, "--allow-changes", "--resume")
+
+
+def test_a_config_built_in_python_is_checked_too():
+    with pytest.raises(VrnnError, match=r"config: train\.batch_size is 0"):
+        Config(train=TrainConfig(batch_size=0))
+    cfg = load_config("configs/rnn-gauss.toml")
+    with pytest.raises(VrnnError, match=r"model\.hidden is 0"):
+        cfg.replace(model=dataclasses.replace(cfg.model, hidden=0))

@@ -31,6 +31,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):  # a Config built in Python is checked too (config_from_dict names the file first)
+        for section in (self.model, self.data, self.train):
+            section.check("config")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
