@@ -160,10 +160,22 @@ def test_a_checkpoint_that_is_not_ours(tmp_path, capsys):
     ("model.rnn=transformer", ("model.rnn", "lstm")),
     ("model.prior=learned", ("model.prior", "independent")),
     ("optim.lr=1", ("optim",)),
+    ("train.batch_size=0", ("train.batch_size", ">= 1")),  # the values that gave tracebacks or degenerate models
+    ("train.batch_size=-5", ("train.batch_size", ">= 1")),
+    ("train.lr=-1", ("train.lr", "> 0")),
+    ("train.eval_every=0", ("train.eval_every", ">= 1")),
+    ("model.hidden=0", ("model.hidden", ">= 1")),
+    ("data.normalize=zscore", ("data.normalize", "per_feature")),
 ])
 def test_unknown_names_and_options(binary_npz, tmp_path, capsys, setting, needles):
     _cli_error(capsys, ["train", "--config", "configs/vrnn-bernoulli.toml", "--set", f"data.source={binary_npz}",
                         "--set", setting, "--out", tmp_path / "run", "--quiet"], *needles)
+
+
+def test_an_unknown_setting_names_the_file_once(tmp_path, capsys):
+    _cli_error(capsys, ["train", "--config", "configs/vrnn-bernoulli.toml", "--set", "model.emission.nme=gmm",
+                        "--out", tmp_path / "run"], "configs/vrnn-bernoulli.toml: unknown setting model.emission.nme")
+    assert not (tmp_path / "run").exists()
 
 
 def test_existing_training_output_is_not_overwritten(trained, binary_npz, capsys):

@@ -34,6 +34,8 @@ def _cmd_train(args) -> None:
     from .settings import apply_overrides
     from .training.trainer import fit
 
+    if args.allow_changes and not args.resume:
+        raise VrnnError("--allow-changes applies only with --resume (it lets a resumed run change its settings)")
     if args.config is None:
         if not args.resume:
             raise VrnnError("--config is required (e.g. --config configs/vrnn-bernoulli.toml) unless --resume")
@@ -41,7 +43,8 @@ def _cmd_train(args) -> None:
         cfg = config_from_dict(raw, where=str(Path(args.out) / "last.pt"))
     else:
         cfg = load_config(args.config, args.set)
-    result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                 allow_changes=args.allow_changes)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports for all
         return
     print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation ELBO "
@@ -130,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.lr=3e-4 (repeatable)")
     s.add_argument("--out", required=True, help="output folder for checkpoints and the log")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from last.pt, with its stored config unless --config is given; "
+                        "only train.max_steps, train.max_minutes and train.patience may change")
+    s.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue with other changed settings too (recorded in log.jsonl)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import DataConfig
-from .emissions import EMISSIONS, EmissionConfig
+from .emissions import EmissionConfig
 from .errors import VrnnError
 from .models import MODELS, ModelConfig
 from .settings import apply_overrides, build_dataclass, read_config_file
@@ -31,6 +31,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self):  # a Config built in Python is checked too (config_from_dict names the file first)
+        for section in (self.model, self.data, self.train):
+            section.check("config")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -39,30 +43,45 @@ class Config:
 
 
 def config_from_dict(raw: dict, where: str = "config") -> Config:
+    """The :class:`Config` a dict of sections describes (a section left out takes its defaults), every
+    value checked by its section's dataclass (:class:`~vrnn.settings.Checked`); errors name ``where``."""
     raw = dict(raw)
+    _check_sections(raw, where)
+    model_raw = raw.get("model", {})
+    kind = model_raw.get("kind", ModelConfig.kind) if isinstance(model_raw, dict) else ModelConfig.kind
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise VrnnError(f"{where}: unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
+    sections = {name: build_dataclass(cls, raw.get(name, {}), where, name)
+                for name, cls in (("model", MODELS[kind].config_class), ("data", DataConfig), ("train", TrainConfig))}
+    for section in sections.values():
+        section.check(where)
+    return Config(**sections)
+
+
+def _check_sections(raw: dict, where: str) -> None:
     unknown = sorted(set(raw) - {"model", "data", "train"})
     if unknown:
         raise VrnnError(f"{where}: unknown section [{unknown[0]}]; sections are [model], [data], [train]")
-    model_raw = dict(raw.get("model", {}))
-    kind = model_raw.get("kind", ModelConfig.kind)
-    if kind not in MODELS:
-        raise VrnnError(f"{where}: unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
-    model = build_dataclass(MODELS[kind].config_class, model_raw, f"{where}: model")
-    data = build_dataclass(DataConfig, raw.get("data", {}), f"{where}: data")
-    train = build_dataclass(TrainConfig, raw.get("train", {}), f"{where}: train")
-    if model.emission.name not in EMISSIONS:
-        raise VrnnError(
-            f"{where}: unknown model.emission.name {model.emission.name!r}; choose one of {sorted(EMISSIONS)}"
-        )
-    if data.normalize not in ("auto", "global", "none"):
-        raise VrnnError(f"{where}: data.normalize must be auto, global or none, not {data.normalize!r}")
-    if train.tbptt_steps < 0:
-        raise VrnnError(f"{where}: train.tbptt_steps must be >= 0 (0 turns truncated BPTT off), not {train.tbptt_steps}")
-    return Config(model=model, data=data, train=train)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config file and apply ``--set`` style overrides."""
+    """Read a TOML config file and apply ``--set`` style overrides.
+
+    The file must have a ``[model]`` table that names ``model.kind``; ``[data]`` and ``[train]`` may
+    be left out and then take their defaults. Without a file (``path=None``) everything is a default
+    or an override.
+    """
     raw = read_config_file(path) if path is not None else {}
+    if path is not None:
+        if not isinstance(raw, dict):
+            raise VrnnError(f"{path}: not a table of sections; start from a file in configs/")
+        _check_sections(raw, str(path))
+        model = raw.get("model")
+        if not isinstance(model, dict) or "kind" not in model:
+            missing = "no [model] table" if not isinstance(model, dict) else "no model.kind in [model]"
+            empty = " (the file holds no settings)" if not raw else ""
+            raise VrnnError(f"{path}: {missing}{empty}; a config needs [model] with kind = one of "
+                            f"{sorted(MODELS)} ([data] and [train] may be left out for their defaults); "
+                            f"start from a file in configs/")
     raw = apply_overrides(raw, overrides or [])
     return config_from_dict(raw, where=str(path) if path else "config")

@@ -5,23 +5,34 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..errors import VrnnError
 from ..io import atomic_write
+from ..settings import Check, Checked, matches, one_of
 
 SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     """``[data]`` of a config: which data set, in which format, normalised how."""
 
     source: str = "chorales"  # a prepared data set name or a path to a data file
     format: str = "auto"  # auto | prepared | boulanger | srnn | arrays | stroke3
-    normalize: str = "auto"  # auto (global for real-valued emissions) | global | none
+    normalize: str = "auto"  # auto (global for real-valued emissions) | global | none | per_feature
+
+    FORMATS: ClassVar[tuple[str, ...]] = ("auto", "prepared", "boulanger", "srnn", "arrays", "stroke3")
+    NORMALIZE: ClassVar[tuple[str, ...]] = ("auto", "global", "none", "per_feature")
+    SECTION: ClassVar[str] = "data"
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "source": matches(r".*\S.*", "a prepared data set's name (e.g. chorales) or a data file's path"),
+        "format": one_of(FORMATS),
+        "normalize": one_of(NORMALIZE),
+    }
 
 
 @dataclass

@@ -9,6 +9,7 @@ The registry of emissions, by ``model.emission.name``, is :data:`vrnn.emissions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -16,15 +17,21 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
 from ..errors import VrnnError
+from ..settings import POSITIVE, Check, Checked, above
 
 
 @dataclass(frozen=True)
-class EmissionConfig:
-    """The output distribution p(x_t | ·): ``model.emission`` in a config."""
+class EmissionConfig(Checked):
+    """The output distribution p(x_t | ·): ``model.emission`` in a config. The name is checked
+    against :data:`vrnn.emissions.EMISSIONS` by :class:`vrnn.models.ModelConfig` (the registry
+    is built from the emission modules, which import this one)."""
 
     name: str = "gauss"  # gauss | gmm | bernoulli | strokes
     components: int = 20  # mixture components for gmm and strokes (VRNN paper: 20)
     min_scale: float = 1e-3  # floor on Gaussian standard deviations
+
+    SECTION: ClassVar[str] = "model.emission"
+    CHECKS: ClassVar[dict[str, Check]] = {"components": POSITIVE, "min_scale": above(0)}
 
 
 def diag_gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:

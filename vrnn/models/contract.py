@@ -3,20 +3,28 @@ context types, and the per-step terms a forward pass returns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from ..emissions import EmissionConfig
+from ..emissions import EMISSIONS, EmissionConfig
+from ..settings import Check, Checked, at_least, one_of
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Fields every model has; each model kind extends this with its own (beside its model)."""
+class ModelConfig(Checked):
+    """Fields every model has; each model kind extends this with its own (beside its model),
+    and its ``CHECKS`` with ``{**ModelConfig.CHECKS, ...}``."""
 
     kind: str = "vrnn"
     x_dim: int = 0  # filled in from the data when 0
     emission: EmissionConfig = field(default_factory=EmissionConfig)
+
+    SECTION: ClassVar[str] = "model"
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "x_dim": at_least(0, " (0 = from the data)"),
+        "emission.name": one_of(sorted(EMISSIONS)),
+    }
 
 
 State = tuple[torch.Tensor, ...]

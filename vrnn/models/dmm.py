@@ -23,16 +23,17 @@ cannot be carried, so a chunk's smoother sees the future of that chunk only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..emissions import build_emission, positive_scale
-from ..errors import VrnnError
+from ..settings import POSITIVE, Check, above, one_of
 from .nets import mlp
 from .base import ModelConfig, SequenceModel
-from .cells import check_rnn_kind, make_rnn, run_backward
+from .cells import make_rnn, run_backward
 
 POSTERIORS = ("smooth", "filter")
 DMM_RNNS = ("gru", "lstm", "rnn")  # the inference RNN
@@ -49,6 +50,11 @@ class DMMConfig(ModelConfig):
     rnn_hidden: int = 600
     posterior: str = "smooth"  # smooth (x_{t:T}) | filter (x_{1:t})
     min_scale: float = 1e-3  # floor on latent standard deviations
+
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **ModelConfig.CHECKS, "rnn": one_of(DMM_RNNS), "posterior": one_of(POSTERIORS), "min_scale": above(0),
+        **dict.fromkeys(("z_dim", "transition_hidden", "emission_hidden", "emission_layers", "rnn_hidden"), POSITIVE),
+    }
 
 
 class GatedTransition(nn.Module):
@@ -91,12 +97,7 @@ class DMM(SequenceModel):
 
     def __init__(self, cfg: DMMConfig):
         super().__init__(cfg)
-        check_rnn_kind(cfg.rnn, DMM_RNNS)
-        if cfg.posterior not in POSTERIORS:
-            raise VrnnError(f"unknown model.posterior {cfg.posterior!r}; choose one of {list(POSTERIORS)}")
-        if min(cfg.z_dim, cfg.transition_hidden, cfg.emission_hidden, cfg.emission_layers, cfg.rnn_hidden) < 1:
-            raise VrnnError("model.z_dim, transition_hidden, emission_hidden, emission_layers and rnn_hidden "
-                            "must all be >= 1")
+        cfg.check("model config")
         Z = self.z_dim = cfg.z_dim
         self.trans = GatedTransition(Z, cfg.transition_hidden)
         self.emitter = mlp(Z, cfg.emission_hidden, cfg.emission_layers)

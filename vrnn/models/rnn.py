@@ -10,11 +10,13 @@ per-step hooks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..emissions import build_emission
+from ..settings import POSITIVE, Check, one_of
 from .nets import mlp
 from .base import ModelConfig, SequenceModel
 from .cells import cell_step, make_rnn
@@ -28,6 +30,9 @@ class RNNConfig(ModelConfig):
     width: int = 256
     layers: int = 4  # ReLU layers in φx and φdec
 
+    CHECKS: ClassVar[dict[str, Check]] = {**ModelConfig.CHECKS, "rnn": one_of(("lstm", "gru")),
+                                          "hidden": POSITIVE, "width": POSITIVE, "layers": POSITIVE}
+
 
 class RNN(SequenceModel):
     config_class = RNNConfig
@@ -35,6 +40,7 @@ class RNN(SequenceModel):
 
     def __init__(self, cfg: RNNConfig):
         super().__init__(cfg)
+        cfg.check("model config")
         self.phi_x = mlp(cfg.x_dim, cfg.width, cfg.layers)
         self.rnn = make_rnn(cfg.rnn, cfg.width, cfg.hidden)
         self.dec = mlp(cfg.hidden, cfg.width, cfg.layers)

@@ -32,14 +32,15 @@ after the softplus, as everywhere in the library.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..emissions import build_emission, positive_scale
-from ..errors import VrnnError
-from .nets import SplitMLP, activation, mlp
+from ..settings import POSITIVE, PROBABILITY, Check, above, at_least, one_of
+from .nets import ACTIVATIONS, SplitMLP, mlp
 from .base import ModelConfig, SequenceModel
 from .cells import cell_step, run_backward
 
@@ -65,6 +66,12 @@ class SRNNConfig(ModelConfig):
     input_dropout: float = 0.0  # training only: dropout on the inputs of the two GRUs (u_t and x_t,
     # after the embedding when there is one), with independent masks
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **ModelConfig.CHECKS, **dict.fromkeys(("hidden", "a_hidden", "z_dim", "width", "layers"), POSITIVE),
+        "activation": one_of(sorted(ACTIVATIONS)), "posterior": one_of(POSTERIORS), "min_scale": above(0),
+        "embed_layers": at_least(0, " (0: no input embedding)"), "dropout": PROBABILITY, "input_dropout": PROBABILITY,
+    }
+
 
 class SRNN(SequenceModel):
     """SRNN; see the module docstring for the equations."""
@@ -73,17 +80,8 @@ class SRNN(SequenceModel):
 
     def __init__(self, cfg: SRNNConfig):
         super().__init__(cfg)
-        if cfg.posterior not in POSTERIORS:
-            raise VrnnError(f"unknown model.posterior {cfg.posterior!r}; choose one of {list(POSTERIORS)}")
-        if min(cfg.layers, cfg.z_dim, cfg.hidden, cfg.a_hidden, cfg.width) < 1:
-            raise VrnnError("model.layers, z_dim, hidden, a_hidden and width must all be >= 1")
-        if cfg.embed_layers < 0:
-            raise VrnnError("model.embed_layers must be >= 0 (0: no input embedding)")
-        for name in ("dropout", "input_dropout"):
-            if not 0.0 <= getattr(cfg, name) < 1.0:
-                raise VrnnError(f"model.{name} is {getattr(cfg, name)}; use a probability in [0, 1)")
+        cfg.check("model config")
         self.drop, self.in_drop = nn.Dropout(cfg.dropout), nn.Dropout(cfg.input_dropout)
-        activation(cfg.activation)  # fail early on an unknown name
         D, H, A, W, Z, L, act = cfg.x_dim, cfg.hidden, cfg.a_hidden, cfg.width, cfg.z_dim, cfg.layers, cfg.activation
         self.z_dim = Z
         self.embed = mlp(D, W, cfg.embed_layers, act) if cfg.embed_layers else nn.Identity()  # x_t's features

@@ -17,12 +17,13 @@ The decoder output distribution is any emission of :mod:`vrnn.emissions`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..emissions import build_emission, positive_scale
-from ..errors import VrnnError
+from ..settings import POSITIVE, Check, above, one_of
 from .nets import SplitMLP, mlp
 from .base import ModelConfig, SequenceModel
 from .cells import SplitInputCell
@@ -39,6 +40,11 @@ class VRNNConfig(ModelConfig):
     prior: str = "conditional"  # conditional (VRNN, eq. 5) | independent (VRNN-I: N(0, I))
     min_scale: float = 1e-3  # floor on latent standard deviations
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **ModelConfig.CHECKS, "rnn": one_of(("lstm", "gru")), "prior": one_of(("conditional", "independent")),
+        **dict.fromkeys(("hidden", "z_dim", "width", "layers"), POSITIVE), "min_scale": above(0),
+    }
+
 
 class VRNN(SequenceModel):
     config_class = VRNNConfig
@@ -46,10 +52,7 @@ class VRNN(SequenceModel):
 
     def __init__(self, cfg: VRNNConfig):
         super().__init__(cfg)
-        if cfg.prior not in ("conditional", "independent"):
-            raise VrnnError(f"unknown model.prior {cfg.prior!r}; choose conditional or independent")
-        if cfg.layers < 1 or cfg.z_dim < 1:
-            raise VrnnError("model.layers and model.z_dim must be >= 1")
+        cfg.check("model config")
         H, W, Z = cfg.hidden, cfg.width, cfg.z_dim
         self.z_dim = Z
         self.phi_x = mlp(cfg.x_dim, W, cfg.layers)

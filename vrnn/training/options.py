@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches
+
+NON_NEGATIVE = at_least(0)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     seed: int = 0
     batch_size: int = 64
     length_pool: int = 4  # batches per length-sorted pool (less padding); 1 = plain random batches
@@ -24,4 +29,28 @@ class TrainConfig:
     eval_batch_size: int = 128
     tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
     # per chunk, the model's final state carried (detached) across chunks; 0 = off. Steps count batches.
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+    SECTION: ClassVar[str] = "train"
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "seed": NON_NEGATIVE,
+        "batch_size": POSITIVE,
+        "length_pool": at_least(1, " (1 = plain random batches)"),
+        "lr": above(0),
+        "lr_decay_start": NON_NEGATIVE,
+        "lr_half_life": at_least(0, " (0 = no decay)"),
+        "max_steps": POSITIVE,
+        "ema": in_range(0, 1, note=" (0 turns the weight average off)"),
+        "clip_norm": at_least(0, " (0 turns clipping off)"),
+        "kl_start": in_range(0, 1, closed=True),
+        "kl_warmup_steps": NON_NEGATIVE,
+        "eval_every": POSITIVE,
+        "patience": POSITIVE,
+        "max_minutes": at_least(0, " (0 = no time budget)"),
+        "eval_batch_size": POSITIVE,
+        "tbptt_steps": at_least(0, " (0 turns truncated BPTT off)"),
+        "device": matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps"),
+    }
+
+    # the settings that say when a run stops: a resumed run may change them (the rest must match)
+    STOPPING: ClassVar[tuple[str, ...]] = ("max_steps", "max_minutes", "patience")

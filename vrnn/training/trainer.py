@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,11 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
-        data: SequenceData | None = None) -> FitResult:
+        data: SequenceData | None = None, allow_changes: bool = False) -> FitResult:
     """Train the model ``cfg`` describes; checkpoints and the log go to ``out``.
+
+    ``resume`` continues the run stored in ``out/last.pt``: ``cfg`` must match its config except for
+    the stopping rules (``TrainConfig.STOPPING``), unless ``allow_changes`` (the changes are logged).
 
     Each step trains on the next global batch; every ``train.eval_every`` steps (and at the
     last) the weights are validated, the log and checkpoints written, and the run stops early
@@ -193,7 +197,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     """
     out = Path(out)
     _check_out(out, resume, overwrite)
-    ckpt = _resume_checkpoint(out, cfg) if resume else None
+    ckpt = _resume_checkpoint(out, cfg, allow_changes) if resume else None
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train
     dd, device = init_distributed(resolve_device(tc.device))
@@ -238,14 +242,62 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     return FitResult(out, state.step, state.best, stopped or "max_steps", learner.scored)
 
 
-def _resume_checkpoint(out: Path, cfg: Config) -> dict:
-    """``out/last.pt``, checked to hold the model ``cfg`` describes."""
-    ckpt = load_checkpoint(out / "last.pt")
-    stored = config_from_dict(ckpt["config"], where=str(out / "last.pt"))
-    if dataclasses.replace(cfg.model, x_dim=stored.model.x_dim) != stored.model:
-        raise VrnnError(f"{out}/last.pt: the [model] settings differ from the checkpoint's; "
-                        f"resume with the same model or start a new --out")
+def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> dict:
+    """``out/last.pt``, checked to hold the run ``cfg`` describes: any difference but in the stopping
+    rules is refused, or with ``allow_changes`` logged (and the weights checked to fit a changed model)."""
+    last = out / "last.pt"
+    ckpt = load_checkpoint(last)
+    stored = config_from_dict(ckpt["config"], where=str(last))
+    if cfg.model.x_dim == 0:  # not given: filled in from the data, as it was for the stored run
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=stored.model.x_dim))
+    changes = config_changes(stored, cfg)
+    if changes and not allow_changes:
+        listed = "; ".join(f"{k}: {a!r} (stored) -> {b!r} (given)" for k, (a, b) in changes.items())
+        raise VrnnError(f"{last}: --resume would change the stored run: {listed}; resume with the stored settings "
+                        f"(--resume without --config; --set may change train.{', train.'.join(TrainConfig.STOPPING)}), "
+                        f"pass --allow-changes to continue with the new ones, or start a new --out")
+    if any(k.startswith("model.") for k in changes):
+        _check_weights_fit(last, cfg, ckpt)
+    if changes:
+        _log_config_changes(out, ckpt["step"], changes)
     return ckpt
+
+
+def _check_weights_fit(last: Path, cfg: Config, ckpt: dict) -> None:
+    """Refuse a changed ``[model]`` whose weights' names or shapes differ from those stored."""
+    with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: not the run's draws
+        new = {k: tuple(v.shape) for k, v in build_model(cfg.model).state_dict().items()}
+    old = {k: tuple(v.shape) for k, v in ckpt.get("train_model", ckpt["model"]).items()}
+    misfits = sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k))
+    if misfits:
+        k = misfits[0]
+        raise VrnnError(f"{last}: the stored weights do not fit the changed [model] ({len(misfits)} differ, e.g. "
+                        f"{k}: {old.get(k, 'none')} stored, {new.get(k, 'none')} now); only changes that keep "
+                        f"every weight's shape can continue a run; start a new --out")
+
+
+def config_changes(stored: Config, given: Config) -> dict[str, tuple]:
+    """``{"train.lr": (stored, given), ...}``: every setting that differs, but the stopping rules."""
+    flat = [_flatten(c.to_dict()) for c in (stored, given)]
+    free = {f"train.{k}" for k in TrainConfig.STOPPING}
+    return {k: (flat[0].get(k), flat[1].get(k)) for k in sorted(flat[0].keys() | flat[1].keys())
+            if k not in free and flat[0].get(k) != flat[1].get(k)}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        flat.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return flat
+
+
+def _log_config_changes(out: Path, step: int, changes: dict[str, tuple]) -> None:
+    """One ``log.jsonl`` record of the settings a resumed run changed (``--allow-changes``), by rank 0."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    record = {"step": step, "config_changes": {k: {"stored": a, "given": b} for k, (a, b) in changes.items()}}
+    with open(out / "log.jsonl", "a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def _open_log(out: Path, dd: Distributed, clear: bool):
