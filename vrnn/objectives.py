@@ -6,7 +6,9 @@ All terms arrive per step as (K, B, T) tensors with padded steps already zero
 * ELBO (Chung et al. 2015, eq. 11):
   Σ_t E_q[ log p(x_t | z_≤t, x_<t) ] − KL(q(z_t | x_≤t, z_<t) ‖ p(z_t | x_<t, z_<t)), KL analytic.
 * Importance-sampled log-likelihood with K posterior samples:
-  log (1/K) Σ_k p(x, z^k) / q(z^k | x), computed for the whole sequence.
+  log (1/K) Σ_k p(x, z^k) / q(z^k | x), computed for the whole sequence; as a training
+  objective it is the IWAE bound (Burda et al. 2016). Its sequential counterpart, the FIVO
+  bound, is :func:`vrnn.smc.particle_filter`.
 """
 from __future__ import annotations
 
@@ -52,6 +54,23 @@ def training_loss(terms: StepTerms, kl_weight: float,
     value, elbo, px_float, kl_float = torch.stack([-(px_step - kl_weight * kl_step), px_step - kl_step,
                                                    px_step, kl_step]).tolist()  # one device sync
     return loss, {"loss": value, "elbo": elbo, "log_px": px_float, "kl": kl_float}
+
+
+def bound_loss(bound: torch.Tensor, mask: torch.Tensor,
+               sum_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
+    """Negative of a per-sequence bound on log p(x) (B,) per real time step, and its value as a float.
+
+    For the IWAE bound (:func:`sequence_iw_log_likelihood`, Burda et al. 2016) and the FIVO bound
+    (:func:`vrnn.smc.particle_filter`'s ``log_marginal``, Maddison et al. 2017), which have no
+    KL term to anneal; ``sum_ranks`` as in :func:`training_loss`.
+    """
+    total = bound.sum()
+    totals = torch.stack([total.detach(), mask.sum().to(total.dtype)])
+    if sum_ranks is not None:
+        sum_ranks(totals)
+    steps = totals[1].clamp(min=1)
+    value = (totals[0] / steps).item()
+    return -total / steps, {"loss": -value, "bound": value}
 
 
 def normalisations(totals: torch.Tensor, lengths: torch.Tensor) -> dict:

@@ -75,7 +75,8 @@ def learning_curve(log: Path) -> list[dict]:
     records: dict[int, dict] = {}
     for line in log.read_text().splitlines():
         r = json.loads(line)
-        records[r["step"]] = {k: r[k] for k in CURVE_KEYS if k in r}
+        if "valid_elbo_per_step" in r:  # evaluations only (a resume with --allow-changes logs its changes too)
+            records[r["step"]] = {k: r[k] for k in CURVE_KEYS if k in r}
     return [records[s] for s in sorted(records)]
 
 
