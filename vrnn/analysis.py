@@ -18,6 +18,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from .checkpoint import load_model
+from .device import resolve_device
 from .errors import VrnnError
 from .models import SequenceModel
 from .io import check_writable
@@ -80,9 +81,10 @@ def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> n
 
 def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Path | None = None,
                        seconds: float | None = None, seed: int = 0, samples: int = 1,
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False, device: str = "cpu") -> dict:
     """``vrnn analyze``: :func:`latent_trace` of a recording, plus the waveform; writes a PNG if ``out``.
 
+    The model runs on ``device`` (``auto``, ``cpu`` or ``cuda[:N]``).
     Returns ``delta`` (T,), ``kl`` (T, Z), ``q_loc`` (T, Z), ``frames`` (T, D) and
     ``wave`` (T·D,) in original units, ``rate`` (Hz or None) and ``steps`` T.
     """
@@ -91,7 +93,9 @@ def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Pat
         if out.suffix != ".png":
             raise VrnnError(f"--out {out}: the figure is a .png")
         check_writable([out], overwrite)
+    device = resolve_device(device, setting="--device")
     model, norm, ckpt = load_model(checkpoint)
+    model.to(device)
     meta = ckpt.get("data_meta", {})
     frames = read_frames(input, meta, seconds)
     if frames.shape[1] != model.cfg.x_dim:
@@ -105,13 +109,13 @@ def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Pat
 
 
 def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: float = 2.0, zoom: float = 0.05,
-                     seed: int = 0, overwrite: bool = False) -> dict[str, np.ndarray]:
+                     seed: int = 0, overwrite: bool = False, device: str = "cpu") -> dict[str, np.ndarray]:
     """Training audio, then one ``seconds``-long sample per checkpoint; whole (left) and zoomed (right).
 
     The training row is the training split's first sequences joined until ``seconds``
     (sequences of one file are consecutive, so this is a stretch of real speech). The
-    zoomed window is ``zoom`` seconds from the middle of each waveform. Returns the
-    waveforms by row label.
+    zoomed window is ``zoom`` seconds from the middle of each waveform; the models sample on
+    ``device`` (``auto``, ``cpu`` or ``cuda[:N]``). Returns the waveforms by row label.
     """
     from .data import DataConfig, load_dataset
     from .data.audio import steps_for_seconds
@@ -121,6 +125,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     if out.suffix != ".png":
         raise VrnnError(f"--out {out}: the figure is a .png")
     check_writable([out], overwrite)
+    device = resolve_device(device, setting="--device")
     rows, rate = {}, None
     for i, path in enumerate(checkpoints):
         model, norm, ckpt = load_model(path)
@@ -137,7 +142,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
             per_seq = data.splits["train"][0].size  # samples per training sequence
             train = np.concatenate([a.reshape(-1) for a in data.splits["train"][: need // per_seq + 1]])
             rows["training data"] = train[:need]
-        x = sample(model, steps_for_seconds(meta, seconds), 1, norm, seed)
+        x = sample(model.to(device), steps_for_seconds(meta, seconds), 1, norm, seed)
         rows[f"{model.display_name} sample"] = x[0].reshape(-1)[: int(round(seconds * rate))]
     out.parent.mkdir(parents=True, exist_ok=True)
     waveforms_png(out, rows, rate, zoom)

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from .checkpoint import load_model
 from .data import DataConfig, SequenceData, load_dataset, validate_sequences
+from .device import resolve_device
 from .emissions import check_emission_data
 from .errors import VrnnError
-from .evaluate import EVAL_SEED, evaluate
+from .evaluate import EVAL_SEED, evaluate, split_keys
 from .outputs import write_samples
 from .sampling import sample
+
+WHOLE = "all"  # the report's split when every sequence of the data is scored
 
 
 def _check_steps(v: int, name: str) -> None:
@@ -17,42 +22,60 @@ def _check_steps(v: int, name: str) -> None:
         raise VrnnError(f"{name} must be >= 1, got {v}")
 
 
+def _device(device: str | torch.device) -> torch.device:
+    """``auto``, ``cpu``, ``cuda[:N]`` (errors name ``--device``) or a torch.device as it is."""
+    return device if isinstance(device, torch.device) else resolve_device(device, setting="--device")
+
+
 def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int = 40, batch_size: int = 64,
-                        data_source: str | None = None, seed: int = EVAL_SEED, device: str = "cpu",
-                        data: SequenceData | None = None, per_sequence: bool = False) -> dict:
+                        data_source: str | None = None, seed: int = EVAL_SEED, device: str | torch.device = "cpu",
+                        data: SequenceData | None = None, per_sequence: bool = False, whole: bool = False) -> dict:
     """``vrnn eval``: the report of :func:`vrnn.evaluate.evaluate` for a checkpoint file.
 
     The data are the checkpoint's own data set, or ``data_source``, or ``data`` already loaded;
-    ``per_sequence`` adds every sequence's numbers (see :func:`vrnn.evaluate.evaluate`).
+    ``whole`` scores every sequence of every split (in the order train, valid, test; the report's
+    ``split`` is ``"all"`` and ``splits`` counts each), each with the same noise, and so the same
+    numbers, as in its own split's evaluation. ``per_sequence`` adds every sequence's numbers (see
+    :func:`vrnn.evaluate.evaluate`). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
     """
     _check_steps(iw_samples, "--iw-samples")
     _check_steps(batch_size, "--batch-size")
+    device = _device(device)
     model, norm, ckpt = load_model(path)
     if data is None:
         data_cfg = DataConfig(**ckpt["config"]["data"])
         if data_source is not None:
             data_cfg = DataConfig(source=data_source)
         data = load_dataset(data_cfg)
-    seqs = data.splits[split]
-    where = f"{data.meta['source']} [{split}]"
-    validate_sequences(seqs, where, model.cfg.x_dim)
-    check_emission_data(model.cfg.emission.name, seqs, where)
+    parts = list(data.splits) if whole else [split]
+    seqs, keys = [], []
+    for s in parts:
+        where = f"{data.meta['source']} [{s}]"
+        part = validate_sequences(data.splits[s], where, model.cfg.x_dim)
+        check_emission_data(model.cfg.emission.name, part, where)
+        seqs += part
+        keys += split_keys(s, len(part))
     model.to(device)
-    report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"], split=split,
-                      per_sequence=per_sequence)
+    report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"],
+                      split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys)
+    if whole:
+        report["splits"] = {s: len(data.splits[s]) for s in parts}
     report["checkpoint"] = str(path)
     report["step"] = ckpt["step"]
     return report
 
 
 def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1, seed: int = 0,
-                      overwrite: bool = False, bias: float = 0.0, temperature: float = 1.0) -> list[Path]:
+                      overwrite: bool = False, bias: float = 0.0, temperature: float = 1.0,
+                      device: str | torch.device = "cpu") -> list[Path]:
     """``vrnn sample``: generate and write files; returns the paths written.
 
-    ``bias``/``temperature``: biased sampling of pen-stroke models (Graves 2013, §5.4).
+    ``bias``/``temperature``: biased sampling of pen-stroke models (Graves 2013, §5.4);
+    ``device`` as in :func:`evaluate_checkpoint`.
     """
     _check_steps(steps, "--steps")
     _check_steps(n, "--num")
+    device = _device(device)
     model, norm, ckpt = load_model(path)
-    x = sample(model, steps, n, norm, seed, bias=bias, temperature=temperature)
+    x = sample(model.to(device), steps, n, norm, seed, bias=bias, temperature=temperature)
     return write_samples(x, Path(out), ckpt.get("data_meta", {}), overwrite, title=f"{model.display_name} sample")

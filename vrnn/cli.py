@@ -15,6 +15,19 @@ from .errors import TrainingDiverged, VrnnError
 
 
 RECIPE_OPTIONS = ("source", "rate", "seconds", "frame_size", "speaker_split", "speaker_regex", "voice")
+DEVICE_HELP = "auto (CUDA if available) | cpu | cuda | cuda:N"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default, except where there is none to show (None, a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default in (argparse.SUPPRESS, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+SHOW_DEFAULTS = {"formatter_class": HelpFormatter}
 
 
 def _cmd_prepare(args) -> None:
@@ -54,8 +67,11 @@ def _cmd_train(args) -> None:
 def _cmd_eval(args) -> None:
     from .api import evaluate_checkpoint
 
-    report = evaluate_checkpoint(args.checkpoint, split=args.split, iw_samples=args.iw_samples,
-                                 batch_size=args.batch_size, data_source=args.data, seed=args.seed)
+    if args.whole and args.split is not None:
+        raise VrnnError(f"--whole scores every split; drop --split {args.split} (or drop --whole)")
+    report = evaluate_checkpoint(args.checkpoint, split=args.split or "test", iw_samples=args.iw_samples,
+                                 batch_size=args.batch_size, data_source=args.data, seed=args.seed,
+                                 device=args.device, whole=args.whole)
     if args.json:
         print(json.dumps(report))
         return
@@ -63,7 +79,9 @@ def _cmd_eval(args) -> None:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['model']} on {r['dataset']} [{r['split']}]: {r['num_sequences']} sequences, {r['num_steps']} steps; "
+    split = r["split"] if "splits" not in r else (
+        f"{r['split']}: " + ", ".join(f"{n} {s}" for s, n in r["splits"].items()))
+    lines = [f"{r['model']} on {r['dataset']} [{split}]: {r['num_sequences']} sequences, {r['num_steps']} steps; "
              f"units: {r['units']}; data: {r['data_scale']}"]
     method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
     for key, label in (("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")):
@@ -85,7 +103,8 @@ def _cmd_sample(args) -> None:
 
         steps = steps_for_seconds(load_checkpoint(args.checkpoint).get("data_meta", {}), args.seconds)
     paths = sample_checkpoint(args.checkpoint, steps=steps, out=args.out, n=args.num, seed=args.seed,
-                              overwrite=args.overwrite, bias=args.bias, temperature=args.temperature)
+                              overwrite=args.overwrite, bias=args.bias, temperature=args.temperature,
+                              device=args.device)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -93,7 +112,7 @@ def _cmd_analyze(args) -> None:
     from .analysis import analyze_checkpoint
 
     res = analyze_checkpoint(args.checkpoint, args.input, out=args.out, seconds=args.seconds, seed=args.seed,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, device=args.device)
     print(f"{res['steps']} steps, {res['kl'].shape[1]} latent dimensions; KL {res['kl'].sum():.2f} nats in all; "
           f"wrote {args.out}")
 
@@ -102,16 +121,22 @@ def _cmd_waveforms(args) -> None:
     from .analysis import waveforms_figure
 
     waveforms_figure(args.checkpoints, args.out, seconds=args.seconds, zoom=args.zoom, seed=args.seed,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, device=args.device)
     print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vrnn", description="Variational recurrent neural networks: train, evaluate, sample.")
-    sub = p.add_subparsers(dest="command", required=True)
+    from . import __version__
+    from .evaluate import EVAL_SEED
+
+    p = argparse.ArgumentParser(prog="vrnn", description="Variational recurrent neural networks: train, evaluate, "
+                                "sample. `vrnn COMMAND --help` lists a command's options and their defaults.")
+    p.add_argument("--version", action="version", version=f"vrnn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("prepare", help="build a named data set once and cache it",
-                       description="Build a named data set and cache it under $VRNN_DATA_DIR (default ~/.cache/vrnn/data).")
+                       description="Build a named data set and cache it under $VRNN_DATA_DIR (default ~/.cache/vrnn/data).",
+                       **SHOW_DEFAULTS)
     from .data.recipes import RECIPES
 
     s.add_argument("name", help=f"one of: {', '.join(sorted(RECIPES))}")
@@ -143,26 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("eval", help="ELBO and log-likelihood of a checkpoint on a split",
-                       description="Evaluate ELBO and (importance-sampled or exact) log-likelihood.")
+                       description="Evaluate ELBO and (importance-sampled or exact) log-likelihood.", **SHOW_DEFAULTS)
     s.add_argument("checkpoint")
-    s.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    s.add_argument("--split", choices=["train", "valid", "test"], help="split to score (default: test)")
+    s.add_argument("--whole", action="store_true",
+                   help="score every sequence of the data (all splits: e.g. every sequence of a --data .npy)")
     s.add_argument("--iw-samples", type=int, default=40, help="importance samples K (paper: 40)")
     s.add_argument("--batch-size", type=int, default=64, help="sequences per batch (each tiled K times)")
-    s.add_argument("--data", help="evaluate on this data source instead of the checkpoint's")
-    s.add_argument("--seed", type=int, default=1234, help="seed of the evaluation noise")
+    s.add_argument("--data", help="evaluate on this data source (a prepared name or a file) instead of the "
+                                  "checkpoint's")
+    s.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation noise (each sequence's "
+                                                                "noise is keyed by this seed, its split and index)")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sample", help="generate sequences from a checkpoint",
-                       description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.")
+                       description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.",
+                       **SHOW_DEFAULTS)
     s.add_argument("checkpoint")
     s.add_argument("--steps", type=int, help="time steps to generate (or --seconds)")
     s.add_argument("--seconds", type=float, help="audio models: seconds of audio (steps = ceil(s * rate / frame))")
     s.add_argument("--out", required=True, help="output file (.npy; .mid or .png for piano-roll models; "
                                                 ".wav or .png for audio models; .png for pen-stroke models)")
     s.add_argument("--num", type=int, default=1, help="number of sequences")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.add_argument("--bias", type=float, default=0.0,
                    help="pen-stroke models: sampling bias b >= 0 (Graves 2013: sharper, neater drawings)")
     s.add_argument("--temperature", type=float, default=1.0, help="pen-stroke models: sampling temperature > 0")
@@ -171,32 +203,35 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("analyze", help="latent dynamics of a recording: δ_t, per-dimension KL, waveform",
                        description="A figure like Chung et al. (2015) Fig. 2: the change of the posterior mean "
                                    "δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)², the per-step KL of every latent dimension "
-                                   "and the waveform under them.")
+                                   "and the waveform under them.", **SHOW_DEFAULTS)
     s.add_argument("checkpoint")
     s.add_argument("--input", required=True, help="a recording (.wav/.flac/.ogg) or frames (.npy, (T, D))")
     s.add_argument("--out", required=True, help="output .png")
     s.add_argument("--seconds", type=float, help="analyse only the first S seconds")
     s.add_argument("--seed", type=int, default=0, help="seed of the posterior sample")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.set_defaults(func=_cmd_analyze)
 
     s = sub.add_parser("waveforms", help="training audio and model samples, whole and zoomed",
                        description="A figure like Chung et al. (2015) Fig. 3: a stretch of training audio, then "
-                                   "one sample of each checkpoint, whole (left) and zoomed (right).")
+                                   "one sample of each checkpoint, whole (left) and zoomed (right).", **SHOW_DEFAULTS)
     s.add_argument("checkpoints", nargs="+", help="audio model checkpoints (e.g. RNN-GMM and VRNN-Gauss)")
     s.add_argument("--out", required=True, help="output .png")
     s.add_argument("--seconds", type=float, default=2.0, help="length of each waveform")
     s.add_argument("--zoom", type=float, default=0.05, help="length of the zoomed window in seconds")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.set_defaults(func=_cmd_waveforms)
 
     s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
                        description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "
-                                   "and peak memory of the library and of vrnn/speed/reference.py; scaling with T and K.")
+                                   "and peak memory of the library and of vrnn/speed/reference.py; scaling with T and K.",
+                       **SHOW_DEFAULTS)
     s.add_argument("--configs", nargs="+", metavar="NAME", help="configurations (default: all; small, paper, srnn-polyphonic)")
     s.add_argument("--quick", action="store_true", help="one short repeat of each measurement (checks that it runs)")
-    s.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes (subprocesses on CPU)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--markdown", metavar="PATH", help="also write the figures as a markdown report (benchmarks/SPEED.md)")
@@ -206,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("experiment", help="train, evaluate and report the runs an experiment file lists",
                        description="Run an experiment (benchmarks/*/experiment.toml): train every run in resumable "
                                    "segments, export slim checkpoints with their learning curves, evaluate every "
-                                   "committed checkpoint and write RESULTS.md from those evaluations.")
+                                   "committed checkpoint and write RESULTS.md from those evaluations.", **SHOW_DEFAULTS)
     s.add_argument("experiment", help="the experiment file, e.g. benchmarks/polyphonic/experiment.toml")
     s.add_argument("--eval-only", action="store_true", help="evaluate the committed checkpoints and render; no training")
     s.add_argument("--data-dir", help="folder the experiment's {data_dir} paths point into "

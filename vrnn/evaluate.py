@@ -1,6 +1,8 @@
 """Evaluation: ELBO and log-likelihood of a split, with units and normalisation spelled out."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import torch
 
@@ -27,22 +29,54 @@ def length_batches(lengths: list[int], batch_size: int, samples: int, max_row_st
         yield batch
 
 
+def split_keys(split: str, n: int) -> list[tuple[int, ...]]:
+    """Noise keys of a split's ``n`` sequences: (a hash of the split's name, the index in the split)."""
+    return [(zlib.crc32(split.encode()), i) for i in range(n)]
+
+
+def sequence_seed(seed: int, key: tuple[int, ...]) -> int:
+    """The seed of one sequence's evaluation noise: a hash of the evaluation ``seed`` and the
+    sequence's ``key`` (its split and index), so a sequence's noise never depends on its batch."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0])
+
+
+def sequence_noise(model: SequenceModel, lengths: list[int], keys: list[tuple[int, ...]], samples: int, seed: int,
+                   device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Posterior noise ε ~ N(0, I) for one batch, (K·B, T_max, Z) sample-major (row k·B + b), as
+    :meth:`SequenceModel.forward` takes it; sequence b's (K, T_b, Z) block comes from its own stream
+    (:func:`sequence_seed`) and its padded steps hold zeros."""
+    gen = torch.Generator(device=device)
+    noise = torch.zeros(samples, len(lengths), max(lengths), model.z_dim, device=device, dtype=dtype)  # (K, B, T, Z)
+    for b, (n, key) in enumerate(zip(lengths, keys)):
+        gen.manual_seed(sequence_seed(seed, key))
+        noise[:, b, :n] = torch.randn(samples, n, model.z_dim, generator=gen, device=device, dtype=dtype)
+    return noise.view(samples * len(lengths), max(lengths), model.z_dim)
+
+
 @torch.no_grad()
 def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: int = 1, batch_size: int = 128,
-                    seed: int = EVAL_SEED, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+                    seed: int = EVAL_SEED, device: str | torch.device = "cpu",
+                    keys: list[tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
     """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units.
 
     Sequences are batched in order of length to keep padding small (and within
-    :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order.
+    :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order. Sequence i's
+    posterior noise comes from its own stream, seeded by ``seed`` and ``keys[i]`` (default ``(i,)``),
+    so its numbers do not depend on ``batch_size`` or on the other sequences.
     """
     model.eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
+    device = torch.device(device)
+    keys = [(i,) for i in range(len(seqs))] if keys is None else [tuple(k) for k in keys]
+    if len(keys) != len(seqs):
+        raise ValueError(f"{len(keys)} keys for {len(seqs)} sequences")
     k = iw_samples if model.z_dim else 1
     n = len(seqs)
     elbo, ll, kl = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
     for idx in length_batches([len(a) for a in seqs], batch_size, k):
         x, mask = pad_batch([seqs[i] for i in idx], device)
-        terms = model(x, mask, samples=k, generator=gen)
+        noise = sequence_noise(model, [len(seqs[i]) for i in idx], [keys[i] for i in idx], k, seed, device,
+                               x.dtype) if model.z_dim else None
+        terms = model(x, mask, samples=k, noise=noise)
         elbo[idx] = sequence_elbo(terms).double().cpu()
         kl[idx] = terms.kl.sum(-1).mean(0).double().cpu()
         ll[idx] = sequence_iw_log_likelihood(terms).double().cpu()
@@ -52,15 +86,18 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
 
 def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalizer, iw_samples: int = 40,
              batch_size: int = 128, seed: int = EVAL_SEED, device="cpu", dataset: str = "?",
-             split: str = "test", per_sequence: bool = False) -> dict:
+             split: str = "test", per_sequence: bool = False, keys: list[tuple[int, ...]] | None = None) -> dict:
     """The evaluation report: every number in nats, under three normalisations.
 
     ``seqs`` are in original units; they are normalised here with the model's normaliser.
     ``per_sequence`` adds ``sequences``: each sequence's ELBO, log-likelihood and KL totals
-    (nats, model units) and its length, in the input order.
+    (nats, model units) and its length, in the input order. Sequence i's noise is keyed by
+    ``keys[i]``, by default (``split``, i) (:func:`split_keys`): the same sequence of the same
+    split gets the same numbers in any batch.
     """
     x = [normalizer(a) for a in seqs]
-    scores = score_sequences(model, x, iw_samples, batch_size, seed, device)
+    keys = split_keys(split, len(seqs)) if keys is None else keys
+    scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys)
     lengths = scores["lengths"]
     exact = model.z_dim == 0
     report = {

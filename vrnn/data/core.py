@@ -116,53 +116,85 @@ def load_prepared(path: Path) -> SequenceData:
 
 @dataclass(frozen=True)
 class Normalizer:
-    """x_model = (x - mean) / std with global scalars from the training split (Chung et al. §4).
+    """x_model = (x - mean) / std with statistics of the training split.
 
+    ``mean``/``std`` are global scalars (Chung et al. §4: ``data.normalize = "global"``) or one
+    value per normalised feature (``"per_feature"``, for features of different scales).
     ``columns`` names the features normalised (None: all). Pen strokes normalise only the
-    offsets (Graves 2013): the pen-up bit stays 0/1.
+    offsets (Graves 2013): the pen-up bit stays 0/1. Checkpoints store ``dataclasses.asdict``
+    of it; files written before per-feature statistics existed hold scalars and load unchanged.
     """
 
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | tuple[float, ...] = 0.0
+    std: float | tuple[float, ...] = 1.0
     columns: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.columns is not None:  # checkpoints store a list
             object.__setattr__(self, "columns", tuple(int(c) for c in self.columns))
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            object.__setattr__(self, name, float(v) if np.ndim(v) == 0 else tuple(float(u) for u in v))
+        if self.per_feature and (np.ndim(self.mean) == 0 or len(self.mean) != len(self.std)):
+            raise ValueError(f"per-feature Normalizer needs as many means as stds, got {self.mean!r}, {self.std!r}")
 
     @classmethod
-    def fit(cls, seqs: list[np.ndarray], columns: tuple[int, ...] | None = None) -> "Normalizer":
+    def fit(cls, seqs: list[np.ndarray], columns: tuple[int, ...] | None = None,
+            per_feature: bool = False) -> "Normalizer":
+        """Mean and standard deviation of every step of ``seqs`` (the training split), over all
+        (normalised) features at once or, with ``per_feature``, of each feature; a constant
+        feature keeps std 1."""
         allx = np.concatenate(seqs).astype(np.float64)
         if columns is not None:
             allx = allx[:, list(columns)]
-        std = float(allx.std())
-        return cls(float(allx.mean()), std if std > 0 else 1.0, columns)
+        axis = 0 if per_feature else None
+        mean, std = allx.mean(axis), allx.std(axis)
+        std = np.where(std > 0, std, 1.0)
+        return cls(tuple(mean) if per_feature else float(mean), tuple(std) if per_feature else float(std), columns)
+
+    @property
+    def per_feature(self) -> bool:
+        return np.ndim(self.std) == 1
 
     @property
     def identity(self) -> bool:
-        return self.mean == 0.0 and self.std == 1.0
+        return bool(np.all(np.asarray(self.mean) == 0.0) and np.all(np.asarray(self.std) == 1.0))
 
     def _apply(self, a, fn):
+        mean, std = self.mean, self.std  # scalars stay Python floats: the data's float dtype is kept
+        if self.per_feature and isinstance(a, torch.Tensor):
+            mean, std = (torch.as_tensor(v, dtype=a.dtype, device=a.device) for v in (mean, std))
+        elif self.per_feature:
+            dtype = a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64
+            mean, std = np.asarray(mean, dtype=dtype), np.asarray(std, dtype=dtype)
         if self.columns is None:
-            return fn(a)
+            return fn(a, mean, std)
         out = a.clone() if isinstance(a, torch.Tensor) else np.array(a, dtype=np.result_type(a, np.float32))
         cols = list(self.columns)
-        out[..., cols] = fn(out[..., cols])
+        out[..., cols] = fn(out[..., cols], mean, std)
         return out
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
-        return self._apply(np.asarray(a), lambda v: (v - self.mean) / self.std).astype(np.float32)
+        return self._apply(np.asarray(a), lambda v, m, s: (v - m) / s).astype(np.float32)
 
     def invert(self, a):
-        return self._apply(a, lambda v: v * self.std + self.mean)
+        return self._apply(a, lambda v, m, s: v * s + m)
 
     def log_jacobian(self, x_dim: int) -> float:
-        """log |d x_model / d x| per time step: add to a model-unit log-density for original units."""
+        """log |d x_model / d x| per time step, Σ_d −log σ_d over the normalised features: add to a
+        model-unit log-density for original units."""
         n = x_dim if self.columns is None else len(self.columns)
+        if self.per_feature:
+            if len(self.std) != n:
+                raise ValueError(f"normaliser has {len(self.std)} per-feature stds for {n} normalised features")
+            return -float(np.log(self.std).sum())
         return -n * float(np.log(self.std))
 
     def describe(self) -> str:
         where = "" if self.columns is None else f" on features {list(self.columns)} only"
+        if self.per_feature:
+            return (f"normalised per feature: (x_d - mean_d) / std_d{where}, train mean/std of each of "
+                    f"{len(self.std)} features (std {min(self.std):.6g} to {max(self.std):.6g})")
         return f"normalised: (x - {self.mean:.6g}) / {self.std:.6g}{where}, global train mean/std"
 
 

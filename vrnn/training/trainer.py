@@ -170,7 +170,10 @@ def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config,
     normalize = cfg.data.normalize
     if normalize == "auto":
         normalize = "global" if emission.real_valued else "none"
-    norm = Normalizer.fit(data.splits["train"], emission.normalized_columns) if normalize == "global" else Normalizer()
+    if normalize not in ("global", "per_feature", "none"):
+        raise VrnnError(f"data.normalize={normalize!r}; choose auto, global, per_feature or none")
+    norm = Normalizer() if normalize == "none" else Normalizer.fit(
+        data.splits["train"], emission.normalized_columns, per_feature=normalize == "per_feature")
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=data.x_dim))
     return cfg, data, norm
 
