@@ -72,3 +72,25 @@ def test_a_continuation_keeps_the_prefix_and_marks_the_join(trained, tmp_path):
         assert (x[:, :6] == prime[:6]).all()  # the prefix, as given
         assert set(np.unique(x[:, 6:])) <= {0.0, 1.0}
         assert {p.suffix for p in paths} == {".npy", ".mid", ".png"}
+
+
+def test_the_commands(trained, tmp_path, capsys):
+    from vrnn.cli import main
+
+    base, ckpts = trained
+    assert main(["eval", str(ckpts["vrnn"]), "--estimator", "smc", "--particles", "8", "--json"]) == 0
+    import json
+
+    r = json.loads(capsys.readouterr().out)
+    assert r["iw_samples"] == 8 and r["smc"]["particles"] == 8
+    assert abs(r["log_likelihood_smc"]["per_step_total"] - r["log_likelihood"]["per_step_total"]) < 0.5
+    assert main(["eval", str(ckpts["vrnn"]), "--iw-samples", "4"]) == 0 and "IS, K=4" in capsys.readouterr().out
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((5, 88)) < 0.1).astype(np.float32))
+    assert main(["score", str(ckpts["vrnn"]), "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "s.csv"),
+                 "--particles", "10"]) == 0
+    assert "1 sequences scored (posterior proposal" in capsys.readouterr().out
+    assert main(["sample", str(ckpts["rnn"]), "--prime", str(tmp_path / "x.npy"), "--steps", "3",
+                 "--out", str(tmp_path / "c.npy")]) == 0
+    assert np.load(tmp_path / "c.npy").shape == (1, 8, 88)
+    assert main(["sample", str(ckpts["rnn"]), "--prime-steps", "2", "--steps", "3", "--out", str(tmp_path / "d.npy")]) == 2
+    assert "--prime-steps needs --prime" in capsys.readouterr().err

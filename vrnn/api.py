@@ -29,7 +29,8 @@ def _device(device: str | torch.device) -> torch.device:
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int = 40, batch_size: int = 64,
                         data_source: str | None = None, seed: int = EVAL_SEED, device: str | torch.device = "cpu",
-                        data: SequenceData | None = None, per_sequence: bool = False, whole: bool = False) -> dict:
+                        data: SequenceData | None = None, per_sequence: bool = False, whole: bool = False,
+                        estimator: str = "is") -> dict:
     """``vrnn eval``: the report of :func:`vrnn.evaluate.evaluate` for a checkpoint file.
 
     The data are the checkpoint's own data set, or ``data_source``, or ``data`` already loaded;
@@ -57,7 +58,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
         keys += split_keys(s, len(part))
     model.to(device)
     report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"],
-                      split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys)
+                      split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys, estimator=estimator)
     if whole:
         report["splits"] = {s: len(data.splits[s]) for s in parts}
     report["checkpoint"] = str(path)

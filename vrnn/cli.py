@@ -71,7 +71,7 @@ def _cmd_eval(args) -> None:
         raise VrnnError(f"--whole scores every split; drop --split {args.split} (or drop --whole)")
     report = evaluate_checkpoint(args.checkpoint, split=args.split or "test", iw_samples=args.iw_samples,
                                  batch_size=args.batch_size, data_source=args.data, seed=args.seed,
-                                 device=args.device, whole=args.whole)
+                                 device=args.device, whole=args.whole, estimator=args.estimator)
     if args.json:
         print(json.dumps(report))
         return
@@ -84,7 +84,10 @@ def format_report(r: dict) -> str:
     lines = [f"{r['model']} on {r['dataset']} [{split}]: {r['num_sequences']} sequences, {r['num_steps']} steps; "
              f"units: {r['units']}; data: {r['data_scale']}"]
     method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
-    for key, label in (("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")):
+    rows = [("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")]
+    if "log_likelihood_smc" in r:
+        rows.append(("log_likelihood_smc", f"log-likelihood (SMC, K={r['smc']['particles']})"))
+    for key, label in rows:
         v = r[key]
         lines.append(f"  {label:<28} {v['per_sequence']:>12.3f} nats/sequence   {v['per_step_total']:>9.4f} "
                      f"nats/step (total/total)   {v['per_step_mean_of_sequences']:>9.4f} nats/step (mean of sequences)")
@@ -102,10 +105,28 @@ def _cmd_sample(args) -> None:
         from .data.audio import steps_for_seconds
 
         steps = steps_for_seconds(load_checkpoint(args.checkpoint).get("data_meta", {}), args.seconds)
-    paths = sample_checkpoint(args.checkpoint, steps=steps, out=args.out, n=args.num, seed=args.seed,
-                              overwrite=args.overwrite, bias=args.bias, temperature=args.temperature,
-                              device=args.device)
+    if args.prime is not None:  # filter the prefix, then continue it (prefix and continuation in one file)
+        from .scoring import continue_file
+
+        paths = continue_file(args.checkpoint, args.prime, steps, args.out, prime_steps=args.prime_steps, n=args.num,
+                              particles=args.particles, seed=args.seed, overwrite=args.overwrite, bias=args.bias,
+                              temperature=args.temperature)
+    elif args.prime_steps is not None:
+        raise VrnnError("--prime-steps needs --prime FILE (the sequence to continue)")
+    else:
+        paths = sample_checkpoint(args.checkpoint, steps=steps, out=args.out, n=args.num, seed=args.seed,
+                                  overwrite=args.overwrite, bias=args.bias, temperature=args.temperature,
+                                  device=args.device)
     print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _cmd_score(args) -> None:
+    from .scoring import score_file
+
+    res = score_file(args.checkpoint, args.data, args.out, particles=args.particles, seed=args.seed,
+                     device=args.device, overwrite=args.overwrite)
+    print(f"{res['sequences']} sequences scored ({res['proposal']} proposal, K = {args.particles}); mean "
+          f"{res['mean_per_step']:.4f} {res['units']}; wrote " + ", ".join(str(p) for p in res["paths"]))
 
 
 def _cmd_analyze(args) -> None:
@@ -180,8 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the evaluation noise (each sequence's "
                                                                 "noise is keyed by this seed, its split and index)")
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    s.add_argument("--estimator", choices=["is", "smc"], default="is",
+                   help="smc: also the particle filter's estimate of log p(x), with K = --iw-samples particles")
+    s.add_argument("--particles", dest="iw_samples", type=int, default=argparse.SUPPRESS, help="the same as --iw-samples")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("score", help="per-step scores log p(x_t | x_<t) of every sequence of a file", **SHOW_DEFAULTS,
+                       description="A particle filter's estimate of log p(x_t | x_<t) at every step of every sequence "
+                                   "(exact for the RNN baselines): the model's posterior as proposal when it is a "
+                                   "filter, the prior (bootstrap filter) otherwise. Writes OUT's stem as .csv, .npy "
+                                   "(sequences x steps, NaN after each end) and .png (signal above its score).")
+    s.add_argument("checkpoint")
+    s.add_argument("--data", required=True, help="a .npy (T, D) or (N, T, D), a .npz of such arrays, or a recording")
+    s.add_argument("--out", required=True, help="output file; its stem gets .csv, .npy and .png")
+    s.add_argument("--particles", type=int, default=100, help="particles K")
+    s.add_argument("--seed", type=int, default=0, help="seed of the filter's noise")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("sample", help="generate sequences from a checkpoint",
                        description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.",
@@ -198,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bias", type=float, default=0.0,
                    help="pen-stroke models: sampling bias b >= 0 (Graves 2013: sharper, neater drawings)")
     s.add_argument("--temperature", type=float, default=1.0, help="pen-stroke models: sampling temperature > 0")
+    s.add_argument("--prime", metavar="FILE", help="continue the first sequence of FILE (.npy/.npz/recording): filter "
+                                                    "it with particles, then sample --steps more; one file holds both")
+    s.add_argument("--prime-steps", type=int, help="with --prime: use only the first N steps of it")
+    s.add_argument("--particles", type=int, default=100, help="with --prime: particles that filter the prefix")
     s.set_defaults(func=_cmd_sample)
 
     s = sub.add_parser("analyze", help="latent dynamics of a recording: δ_t, per-dimension KL, waveform",

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .data import Normalizer, pad_batch
+from .errors import VrnnError
 from .models import SequenceModel
 from .objectives import sequence_elbo, sequence_iw_log_likelihood, normalisations
 
@@ -53,11 +54,23 @@ def sequence_noise(model: SequenceModel, lengths: list[int], keys: list[tuple[in
     return noise.view(samples * len(lengths), max(lengths), model.z_dim)
 
 
+def sequence_uniforms(lengths: list[int], keys: list[tuple[int, ...]], seed: int, device: torch.device) -> torch.Tensor:
+    """The particle filter's resampling uniforms for one batch (B, T_max), each sequence's from its own stream."""
+    gen = torch.Generator(device=device)
+    out = torch.zeros(len(lengths), max(lengths), device=device, dtype=torch.float64)
+    for b, (n, key) in enumerate(zip(lengths, keys)):
+        gen.manual_seed(sequence_seed(seed, (*key, 1)))
+        out[b, :n] = torch.rand(n, generator=gen, device=device, dtype=torch.float64)
+    return out
+
+
 @torch.no_grad()
 def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: int = 1, batch_size: int = 128,
                     seed: int = EVAL_SEED, device: str | torch.device = "cpu",
-                    keys: list[tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
-    """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units.
+                    keys: list[tuple[int, ...]] | None = None, smc: bool = False) -> dict[str, torch.Tensor]:
+    """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units;
+    with ``smc`` also ``log_likelihood_smc``, a particle filter's estimate with as many particles
+    (the model's posterior as proposal, :mod:`vrnn.smc`) on the same noise.
 
     Sequences are batched in order of length to keep padding small (and within
     :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order. Sequence i's
@@ -71,7 +84,7 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
         raise ValueError(f"{len(keys)} keys for {len(seqs)} sequences")
     k = iw_samples if model.z_dim else 1
     n = len(seqs)
-    elbo, ll, kl = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+    elbo, ll, kl, ll_smc = (torch.zeros(n, dtype=torch.float64) for _ in range(4))
     for idx in length_batches([len(a) for a in seqs], batch_size, k):
         x, mask = pad_batch([seqs[i] for i in idx], device)
         noise = sequence_noise(model, [len(seqs[i]) for i in idx], [keys[i] for i in idx], k, seed, device,
@@ -80,24 +93,35 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
         elbo[idx] = sequence_elbo(terms).double().cpu()
         kl[idx] = terms.kl.sum(-1).mean(0).double().cpu()
         ll[idx] = sequence_iw_log_likelihood(terms).double().cpu()
+        if smc:
+            from .smc import particle_filter
+
+            uniforms = sequence_uniforms([len(seqs[i]) for i in idx], [keys[i] for i in idx], seed, device)
+            ll_smc[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
     lengths = torch.tensor([len(a) for a in seqs], dtype=torch.float64)
-    return {"elbo": elbo, "log_likelihood": ll, "kl": kl, "lengths": lengths}
+    return {"elbo": elbo, "log_likelihood": ll, "kl": kl, "lengths": lengths} | ({"log_likelihood_smc": ll_smc}
+                                                                                   if smc else {})
 
 
 def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalizer, iw_samples: int = 40,
              batch_size: int = 128, seed: int = EVAL_SEED, device="cpu", dataset: str = "?",
-             split: str = "test", per_sequence: bool = False, keys: list[tuple[int, ...]] | None = None) -> dict:
+             split: str = "test", per_sequence: bool = False, keys: list[tuple[int, ...]] | None = None,
+             estimator: str = "is") -> dict:
     """The evaluation report: every number in nats, under three normalisations.
 
     ``seqs`` are in original units; they are normalised here with the model's normaliser.
     ``per_sequence`` adds ``sequences``: each sequence's ELBO, log-likelihood and KL totals
     (nats, model units) and its length, in the input order. Sequence i's noise is keyed by
     ``keys[i]``, by default (``split``, i) (:func:`split_keys`): the same sequence of the same
-    split gets the same numbers in any batch.
+    split gets the same numbers in any batch. ``estimator = "smc"`` adds ``log_likelihood_smc``,
+    the particle filter's estimate beside the importance-sampled one.
     """
+    if estimator not in ("is", "smc"):
+        raise VrnnError(f"--estimator {estimator!r}: choose is or smc")
     x = [normalizer(a) for a in seqs]
     keys = split_keys(split, len(seqs)) if keys is None else keys
-    scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys)
+    smc = estimator == "smc" and model.z_dim > 0
+    scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys, smc=smc)
     lengths = scores["lengths"]
     exact = model.z_dim == 0
     report = {
@@ -115,6 +139,9 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         "units": "nats",
         "data_scale": "original" if normalizer.identity else normalizer.describe(),
     }
+    if smc:
+        report["log_likelihood_smc"] = normalisations(scores["log_likelihood_smc"], lengths)
+        report["smc"] = {"particles": iw_samples, "proposal": "posterior", "resampling": "systematic, ESS < K/2"}
     if per_sequence:
         report["sequences"] = {k: v.tolist() for k, v in scores.items()}
     if not normalizer.identity:
@@ -123,5 +150,5 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         report["original_units"] = {
             "elbo": normalisations(scores["elbo"] + jac, lengths),
             "log_likelihood": normalisations(scores["log_likelihood"] + jac, lengths),
-        }
+        } | ({"log_likelihood_smc": normalisations(scores["log_likelihood_smc"] + jac, lengths)} if smc else {})
     return report

@@ -68,12 +68,15 @@ def score_proposal(model: SequenceModel) -> str:
     return "posterior" if model.posterior_is_filter else "prior"
 
 
-def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Ancestor indices (B, K) from normalised log weights (K, B): one uniform per sequence (Kitagawa 1996)."""
+def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None,
+                        uniform: torch.Tensor | None = None) -> torch.Tensor:
+    """Ancestor indices (B, K) from normalised log weights (K, B): one uniform per sequence (Kitagawa 1996),
+    drawn from ``generator`` or given as ``uniform`` (B,)."""
     K, B = log_w.shape
     w = log_w.exp().T  # (B, K)
-    u = (torch.rand(B, 1, generator=generator, device=w.device, dtype=w.dtype)
-         + torch.arange(K, device=w.device, dtype=w.dtype)) / K
+    if uniform is None:
+        uniform = torch.rand(B, generator=generator, device=w.device, dtype=w.dtype)
+    u = (uniform.to(w.dtype)[:, None] + torch.arange(K, device=w.device, dtype=w.dtype)) / K
     cdf = w.cumsum(-1)
     cdf[:, -1] = 1.0  # guard against rounding: every u lands in a particle
     return torch.searchsorted(cdf, u).clamp_(max=K - 1)
@@ -81,11 +84,14 @@ def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None) 
 
 def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | None = None, particles: int = 16,
                     generator: torch.Generator | None = None, proposal: str = "posterior", resample: str = "ess",
-                    threshold: float = 0.5, noise: torch.Tensor | None = None) -> FilterResult:
+                    threshold: float = 0.5, noise: torch.Tensor | None = None,
+                    uniforms: torch.Tensor | None = None) -> FilterResult:
     """Filter x (B, T, D) with ``particles`` particles per sequence; see the module docstring.
 
     ``noise`` (K·B, T, Z), sample-major, replaces the proposal's standard-normal draws (so SMC
-    without resampling can be compared with importance sampling on identical noise).
+    without resampling can be compared with importance sampling on identical noise), and
+    ``uniforms`` (B, T) the resampling uniforms: with both drawn per sequence, a sequence's
+    estimate does not depend on the batch it is in.
     """
     if proposal not in PROPOSALS:
         raise VrnnError(f"unknown proposal {proposal!r}; choose one of {list(PROPOSALS)}")
@@ -126,7 +132,7 @@ def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | 
         ess = 1.0 / log_w.mul(2).exp().sum(0)
         do = real & {"ess": ess < threshold * K, "always": torch.ones_like(real), "never": torch.zeros_like(real)}[resample]
         if do.any():
-            anc = systematic_resample(log_w.detach(), generator)  # (B, K); the choice carries no gradient
+            anc = systematic_resample(log_w.detach(), generator, None if uniforms is None else uniforms[:, t])  # (B, K)
             anc = torch.where(do[:, None], anc, torch.arange(K, device=x.device).expand(B, K))
             idx = (anc.T * B + rows).reshape(-1)  # new row k·B + b takes old row anc[b, k]·B + b
             state = tuple(v[idx] for v in model.transition(state, ez, ctx_t))
