@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import TrainingDiverged, VrnnError
 
 
-RECIPE_OPTIONS = ("source", "rate", "seconds", "frame_size", "speaker_split", "speaker_regex", "voice")
+RECIPE_OPTIONS = ("source", "rate", "seconds", "frame_size", "speaker_split", "speaker_regex", "voice", "steps_per_beat")
 DEVICE_HELP = "auto (CUDA if available) | cpu | cuda | cuda:N"
 
 
@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speaker-split", action="store_true", help="audio: split speakers, not files")
     s.add_argument("--speaker-regex", help="audio: group 1 of this regex on the file name is the speaker")
     s.add_argument("--voice", help="fillets: v (main voice, default), m, ... or all")
+    s.add_argument("--steps-per-beat", type=int, help="midi: grid steps per quarter note (2: eighth notes, as the "
+                                                       "SRNN arrays; 1: quarter notes, as the JSB pickle)")
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("train", help="train a model from a config file",
