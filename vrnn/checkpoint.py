@@ -33,6 +33,13 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         tmp.write_bytes(buf.getbuffer())
 
 
+def copy_checkpoint(src: Path, dest: Path) -> None:
+    """``dest`` becomes a byte-for-byte copy of checkpoint ``src``, atomically."""
+    data = Path(src).read_bytes()
+    with atomic_write(dest) as tmp:
+        tmp.write_bytes(data)
+
+
 EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
 
 

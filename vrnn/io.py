@@ -124,10 +124,9 @@ class RunLock:
         created = make_folder(folder, setting)
         path = folder / cls.NAME
         for _ in range(5):  # each round either takes the lock, refuses, or removes a stale lock
-            try:
-                with writing(path, setting):
-                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            with writing(path, setting):
+                fd = _create(path)
+            if fd is None:
                 _remove_if_stale(path, setting)
                 continue
             lock = cls(path, fd, created)
@@ -160,6 +159,14 @@ class RunLock:
                 folder.rmdir()
             except OSError:  # not empty: the run wrote something there
                 break
+
+
+def _create(path: Path) -> int | None:
+    """A descriptor of the new file ``path``, or None when it exists: the atomic step of taking the lock."""
+    try:
+        return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return None
 
 
 def _holder() -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..config import Config, config_from_dict
 from ..data import Normalizer, SequenceData, load_dataset
 from ..device import resolve_device
@@ -202,6 +202,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         lock = _lock(out, dd, device)
         _check_out(out, resume, overwrite)
         ckpt = _resume_checkpoint(out, cfg) if resume else None
+        if ckpt is not None and dd.main:
+            _complete(out, ckpt)
         return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
     finally:
         if lock is not None:
@@ -243,7 +245,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
     lengths = [len(a) for a in train]
     batches = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
-    log = RunLog(out / "log.jsonl", dd.main, clear, ckpt)
+    log = RunLog(out / "log.jsonl", dd.main, clear)
     saved = ckpt is not None  # out holds a checkpoint of this run
     bar = _progress(progress and dd.main, tc.max_steps, state.step)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
@@ -299,24 +301,11 @@ class RunLog:
     (other ranks write nothing). Nothing is created before the first line; ``clear`` (``--overwrite``)
     removes the earlier run's log just before this run's first checkpoint replaces its checkpoints.
 
-    A resumed run's log is made to end at its checkpoint ``ckpt``: a torn last line and lines past the
-    checkpoint's step are dropped, and when a kill came between the checkpoint and its line, the line
-    is restored from the checkpoint's copy (``log_record``), so every evaluation has exactly one line.
+    A resumed run's log is first made to end at its checkpoint (:func:`_complete`).
     """
 
-    def __init__(self, path: Path, enabled: bool, clear: bool, ckpt: dict | None):
+    def __init__(self, path: Path, enabled: bool, clear: bool):
         self.path, self.enabled, self.clear, self.file = path, enabled, clear, None
-        if enabled and ckpt is not None:
-            self._end_at(ckpt)
-
-    def _end_at(self, ckpt: dict) -> None:
-        lines = self.path.read_text().splitlines() if self.path.is_file() else []
-        kept = [line for line, r in zip(lines, map(_parse, lines)) if r is not None and r.get("step", 0) <= ckpt["step"]]
-        if "log_record" in ckpt and (not kept or _parse(kept[-1])["step"] < ckpt["step"]):
-            kept.append(json.dumps(ckpt["log_record"]))
-        if kept != lines:
-            with atomic_write(self.path) as tmp:
-                tmp.write_text("".join(line + "\n" for line in kept))
 
     def clear_earlier(self) -> None:
         if self.enabled and self.clear:
@@ -337,6 +326,23 @@ class RunLog:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+
+def _complete(out: Path, ckpt: dict) -> None:
+    """Finish what a run killed after writing ``last.pt`` (``ckpt``) left undone, so that resuming it gives
+    the files an uninterrupted run writes: ``best.pt`` is ``last.pt`` when that evaluation was the best,
+    and ``log.jsonl`` ends with the checkpoint's line (restored from its copy, ``log_record``); a torn
+    last line, and lines past the checkpoint's step (a log written before its checkpoint), are dropped."""
+    last, best, log = (out / name for name in RUN_FILES)
+    if ckpt["bad_evals"] == 0 and (not best.is_file() or best.read_bytes() != last.read_bytes()):
+        copy_checkpoint(last, best)
+    lines = log.read_text().splitlines() if log.is_file() else []
+    kept = [line for line, r in zip(lines, map(_parse, lines)) if r is not None and r.get("step", 0) <= ckpt["step"]]
+    if "log_record" in ckpt and (not kept or _parse(kept[-1])["step"] < ckpt["step"]):
+        kept.append(json.dumps(ckpt["log_record"]))
+    if kept != lines:
+        with atomic_write(log) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
 
 
 def _parse(line: str) -> dict | None:
@@ -386,14 +392,13 @@ def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner
 
 
 def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: RunLog, record: dict) -> None:
-    """Rank 0 writes ``best.pt`` when validation improved, ``last.pt``, then the log line: a run killed
-    before the line resumes from the checkpoint, which carries the line (see :class:`RunLog`)."""
+    """Rank 0 writes ``last.pt``, its copy ``best.pt`` when validation improved, then the log line; a run
+    killed in between is completed on resume (:func:`_complete`): ``last.pt`` carries the line."""
     if dd.main:
         log.clear_earlier()
-        payload = {**payload, "log_record": record}
+        save_checkpoint(out / "last.pt", {**payload, "log_record": record})
         if improved:
-            save_checkpoint(out / "best.pt", payload)
-        save_checkpoint(out / "last.pt", payload)
+            copy_checkpoint(out / "last.pt", out / "best.pt")
         log.write(record)
 
 
