@@ -6,6 +6,8 @@ They hold only tensors and plain data and load with ``weights_only=True``.
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,9 +23,21 @@ VERSION = 1
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write ``payload`` as a checkpoint at ``path``, atomically and fsynced (:func:`vrnn.io.atomic_write`)."""
     path = Path(path)
+    # serialised in memory first: torch's zip writer reports a full disk as an opaque RuntimeError,
+    # Python's write as the OSError (ENOSPC) that atomic_write turns into one line naming the path
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buf)
     with atomic_write(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+        tmp.write_bytes(buf.getbuffer())
+
+
+def copy_checkpoint(src: Path, dest: Path) -> None:
+    """``dest`` becomes a byte-for-byte copy of checkpoint ``src``, atomically."""
+    data = Path(src).read_bytes()
+    with atomic_write(dest) as tmp:
+        tmp.write_bytes(data)
 
 
 EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
@@ -44,7 +58,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise VrnnError(f"{path}: checkpoint not found; give the path of a .pt file written by `vrnn train`")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign pickle before failing on it; the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt file can fail inside torch.load in many ways; all mean "unreadable"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VrnnError(f"{path}: not a readable vrnn checkpoint ({first}); retrain or use another file") from None

@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except TrainingDiverged as e:
         print(f"vrnn: training stopped: {e}", file=sys.stderr)
         return 3
@@ -337,6 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vrnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vrnn eval ... | head -1`: the reader left; stop quietly, as a process killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere
+        return 141
+    except (MemoryError, RuntimeError) as e:  # out of memory: the setting to lower; anything else is a bug
+        from .errors import memory_hint
+
+        hint = memory_hint(e, args.command)
+        if hint is None:
+            raise
+        print(f"vrnn: error: {hint}", file=sys.stderr)
+        return 2
     return 0
 
 

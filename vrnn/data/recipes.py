@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import VrnnError
+from ..errors import UnwritablePath, VrnnError
+from ..io import make_folder
 from .core import SequenceData, data_dir, save_prepared
 from .readers import PIANO_KEYS, PIANO_LOW
 from .splits import seeded_split
@@ -311,5 +312,13 @@ def prepare(name: str, overwrite: bool = False, save_as: str | None = None, **kw
     if out.exists() and not overwrite:
         _check_cached(out, params, kwargs)
         return out
-    save_prepared(out, RECIPES[name](**kwargs))
+    make_folder(out.parent, DATA_DIR_SETTING)  # before the recipe runs: a data folder that cannot exist fails fast
+    data = RECIPES[name](**kwargs)
+    try:
+        save_prepared(out, data)
+    except UnwritablePath as e:
+        raise e.for_setting(DATA_DIR_SETTING) from None
     return out
+
+
+DATA_DIR_SETTING = "VRNN_DATA_DIR (the folder prepared data sets go to)"

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VrnnError
-from ..io import atomic_write, check_writable
+from ..io import atomic_write, check_writable, make_folder
 from .audio import write_audio_samples
 from .pianoroll import write_pianoroll_samples
 from .strokes import write_stroke_samples
@@ -51,7 +51,7 @@ def write_samples(x: np.ndarray, out: Path, meta: dict, overwrite: bool = False,
     kind = meta.get("kind")
     paths = output_paths(Path(out), kind)
     check_writable(list(paths.values()), overwrite)
-    paths[".npy"].parent.mkdir(parents=True, exist_ok=True)
+    make_folder(paths[".npy"].parent)
     save_npy(paths[".npy"], x.astype(np.float32))
     if kind in SAMPLE_FILES:
         SAMPLE_FILES[kind][1](paths, x, meta, title)

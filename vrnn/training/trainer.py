@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..config import Config, config_from_dict
 from ..data import Normalizer, SequenceData, load_dataset
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, VrnnError
 from ..evaluate import score_sequences
+from ..io import RunLock, atomic_write, remove_stale_tmp, writing
 from ..models import ModelConfig, SequenceModel, build_model
 from ..objectives import training_loss
 from .averaging import WeightAverage
@@ -126,12 +127,12 @@ class Learner:
                 "rng_ranks": self.dd.noise_states(self.noise), "world_size": self.dd.world,
                 "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}
 
-    def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int, last: Path) -> list[dict]:
+    def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int) -> list[dict]:
         """Training step ``step`` on this rank's slice of a global batch; the statistics of each update.
 
         One Adam update per truncated-BPTT chunk, the model's final state carried (detached)
         into the next chunk; gradients clipped to ``train.clip_norm``; the weight average
-        follows every update. ``last`` names the checkpoint a diverged run keeps.
+        follows every update. A non-finite loss raises :class:`TrainingDiverged` (:func:`fit` adds what was kept).
         """
         tc = self.tc
         self.model.train()
@@ -144,8 +145,7 @@ class Learner:
             carry = tuple(c.detach() for c in terms.carry)
             loss, chunk = training_loss(terms, beta, self.dd.all_sum)
             if not math.isfinite(chunk["loss"]):
-                raise TrainingDiverged(f"loss became {chunk['loss']} at step {step + 1}; stopped, {last} keeps the "
-                                       f"last good state; lower train.lr or train.clip_norm and resume or restart")
+                raise TrainingDiverged(f"loss became {chunk['loss']} at step {step + 1}; stopped")
             self.opt.zero_grad(set_to_none=True)
             (loss * self.dd.world).backward()  # DDP averages the ranks' gradients; their losses add up
             if tc.clip_norm > 0:
@@ -195,15 +195,54 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     the stopping rules (``TrainConfig.STOPPING``), unless ``allow_changes`` (the changes are logged).
 
     Each step trains on the next global batch; every ``train.eval_every`` steps (and at the
-    last) the weights are validated, the log and checkpoints written, and the run stops early
-    when validation has stopped improving or the time budget is spent.
+    last) the weights are validated, the checkpoints and then the log line written, and the run
+    stops early when validation has stopped improving or the time budget is spent.
+    Rank 0 holds ``out/.lock`` (:class:`vrnn.io.RunLock`) for the whole run, so a second run on
+    ``out`` is refused; the lock goes on every way out, and a run that stops before its first
+    checkpoint leaves ``out`` as it found it (``--overwrite`` replaces the earlier run's files only
+    when this run writes its first checkpoint).
     """
     out = Path(out)
-    _check_out(out, resume, overwrite)
-    ckpt = _resume_checkpoint(out, cfg, allow_changes) if resume else None
+    dd, device = init_distributed(resolve_device(cfg.train.device))
+    lock = None
+    try:
+        lock = _lock(out, dd, device)
+        _check_out(out, resume, overwrite)
+        ckpt = _resume_checkpoint(out, cfg, allow_changes) if resume else None
+        if ckpt is not None and dd.main:
+            _complete(out, ckpt)
+        return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
+    finally:
+        if lock is not None:
+            lock.release()
+        dd.close()
+
+
+def _lock(out: Path, dd: Distributed, device: torch.device) -> RunLock | None:
+    """Rank 0 takes ``out``'s lock and removes the temporary files of a killed write; every rank learns
+    whether it could (the others return None)."""
+    lock = error = None
+    if dd.main:
+        try:
+            lock = RunLock.acquire(out)
+            remove_stale_tmp([out / name for name in RUN_FILES])
+        except VrnnError as e:
+            error = e
+    if dd.broadcast(float(error is None), device) == 0:
+        if lock is not None:
+            lock.release()
+        raise error or VrnnError(f"{out}: rank 0 could not take the run's folder; see its error")
+    return lock
+
+
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl")
+
+
+def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: bool, data: SequenceData | None,
+           dd: Distributed, device: torch.device) -> FitResult:
+    """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``."""
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train
-    dd, device = init_distributed(resolve_device(tc.device))
     dd.barrier()  # every rank has checked --out before rank 0 writes to it
     learner, state = Learner(cfg.model, tc, dd, device), RunState()
     if ckpt is not None:
@@ -213,7 +252,8 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     lengths = [len(a) for a in train]
     batches = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
-    log = _open_log(out, dd, clear=overwrite and not resume)
+    log = RunLog(out / "log.jsonl", dd.main, clear)
+    saved = ckpt is not None  # out holds a checkpoint of this run
     bar = _progress(progress and dd.main, tc.max_steps, state.step)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
@@ -221,7 +261,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     try:
         while stopped is None and state.step < tc.max_steps:
             idx = _next_batch(state, batches)
-            window += learner.train_step(*dd.batch(train, idx, device), state.step, out / "last.pt")
+            window += learner.train_step(*dd.batch(train, idx, device), state.step)
             state.step, state.pos = state.step + 1, state.pos + 1
             _show(bar, window[-1])
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
@@ -229,19 +269,19 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
                 state.elapsed, t0 = state.elapsed + now - t0, now
                 v_elbo = _validate(learner.scored, valid, tc, dd, device)
                 improved = state.observe(v_elbo)
-                _log(log, _record(state, tc, v_elbo, window, now - window_t0))
                 if not math.isfinite(v_elbo):
-                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {state.step}; "
-                                           f"{out / 'last.pt'} keeps the last good state; lower train.lr")
-                _save(out, improved, dd, _payload(cfg, norm, data, learner, state))
-                window, window_t0 = [], time.perf_counter()
+                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {state.step}; stopped")
+                record = _record(state, tc, v_elbo, window, now - window_t0)
+                _checkpoint(out, improved, dd, _payload(cfg, norm, data, learner, state), log, record)
+                saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
+    except TrainingDiverged as e:
+        raise TrainingDiverged(f"{e}; {_kept(out, saved)}") from None
     finally:
-        for closing in (log, bar):
-            if closing is not None:
-                closing.close()
-        dd.close()
+        log.close()
+        if bar is not None:
+            bar.close()
     return FitResult(out, state.step, state.best, stopped or "max_steps", learner.scored)
 
 
@@ -303,16 +343,68 @@ def _log_config_changes(out: Path, step: int, changes: dict[str, tuple]) -> None
         log.write(json.dumps(record) + "\n")
 
 
-def _open_log(out: Path, dd: Distributed, clear: bool):
-    """Rank 0's ``log.jsonl``, appended to (a resumed run continues its log); ``clear`` first removes the
-    files of an earlier run (``--overwrite``). Other ranks write nothing: None."""
-    if not dd.main:
+def _kept(out: Path, saved: bool) -> str:
+    """What a diverged run leaves, and what to do next."""
+    lower = "lower train.lr or train.clip_norm"
+    if saved:
+        return f"{out / 'last.pt'} keeps the last good state; {lower} and resume (--resume) or restart (--overwrite)"
+    return f"no checkpoint was written and {out} is as it was before the run; {lower} and run the same command again"
+
+
+class RunLog:
+    """Rank 0's ``log.jsonl``: one line per evaluation, written after that evaluation's checkpoints
+    (other ranks write nothing). Nothing is created before the first line; ``clear`` (``--overwrite``)
+    removes the earlier run's log just before this run's first checkpoint replaces its checkpoints.
+
+    A resumed run's log is first made to end at its checkpoint (:func:`_complete`).
+    """
+
+    def __init__(self, path: Path, enabled: bool, clear: bool):
+        self.path, self.enabled, self.clear, self.file = path, enabled, clear, None
+
+    def clear_earlier(self) -> None:
+        if self.enabled and self.clear:
+            for name in RUN_FILES:
+                (self.path.parent / name).unlink(missing_ok=True)
+            self.clear = False
+
+    def write(self, record: dict) -> None:
+        """One line, on disk at once."""
+        if not self.enabled:
+            return
+        with writing(self.path):
+            if self.file is None:
+                self.file = open(self.path, "a")
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _complete(out: Path, ckpt: dict) -> None:
+    """Finish what a run killed after writing ``last.pt`` (``ckpt``) left undone, so that resuming it gives
+    the files an uninterrupted run writes: ``best.pt`` is ``last.pt`` when that evaluation was the best,
+    and ``log.jsonl`` ends with the checkpoint's line (restored from its copy, ``log_record``); a torn
+    last line, and lines past the checkpoint's step (a log written before its checkpoint), are dropped."""
+    last, best, log = (out / name for name in RUN_FILES)
+    if ckpt["bad_evals"] == 0 and (not best.is_file() or best.read_bytes() != last.read_bytes()):
+        copy_checkpoint(last, best)
+    lines = log.read_text().splitlines() if log.is_file() else []
+    kept = [line for line, r in zip(lines, map(_parse, lines)) if r is not None and r.get("step", 0) <= ckpt["step"]]
+    if "log_record" in ckpt and (not kept or _parse(kept[-1])["step"] < ckpt["step"]):
+        kept.append(json.dumps(ckpt["log_record"]))
+    if kept != lines:
+        with atomic_write(log) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:  # torn by a kill mid-write
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    if clear:
-        for name in ("last.pt", "best.pt", "log.jsonl"):
-            (out / name).unlink(missing_ok=True)
-    return open(out / "log.jsonl", "a")
 
 
 def _next_batch(state: RunState, batches) -> list[int]:
@@ -347,13 +439,6 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, window: list[dict],
     }
 
 
-def _log(log, record: dict) -> None:
-    """One line of ``log.jsonl``, on disk at once (rank 0; ``log`` is None on the others)."""
-    if log is not None:
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-
-
 def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState) -> dict:
     """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata,
     the learner's weights, optimiser and generators, and the run's counters."""
@@ -361,12 +446,15 @@ def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner
             "data_meta": _plain_meta(data.meta), **state.payload()}
 
 
-def _save(out: Path, improved: bool, dd: Distributed, payload: dict) -> None:
-    """Rank 0 writes ``last.pt``, and ``best.pt`` when validation improved."""
+def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: RunLog, record: dict) -> None:
+    """Rank 0 writes ``last.pt``, its copy ``best.pt`` when validation improved, then the log line; a run
+    killed in between is completed on resume (:func:`_complete`): ``last.pt`` carries the line."""
     if dd.main:
+        log.clear_earlier()
+        save_checkpoint(out / "last.pt", {**payload, "log_record": record})
         if improved:
-            save_checkpoint(out / "best.pt", payload)
-        save_checkpoint(out / "last.pt", payload)
+            copy_checkpoint(out / "last.pt", out / "best.pt")
+        log.write(record)
 
 
 def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torch.device) -> str | None:
