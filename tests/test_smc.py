@@ -193,3 +193,35 @@ def test_a_continuation_starts_from_the_filtered_state():
     se = cont[0, :, 0].std(0) / math.sqrt(20000)
     assert ((first - predicted).abs() < 4 * se + 0.02).all(), (first, predicted)
     assert predicted.abs().max() > 10 * se.max()  # the test can tell the filtered state from the prior's
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "fivo"])
+def test_training_with_each_objective_logs_its_bound_and_resumes_exactly(tmp_path, binary_npz, objective):
+    from vrnn.checkpoint import load_checkpoint
+    from vrnn.training.trainer import fit
+
+    cfg = tiny_config("vrnn", "conditional", "bernoulli", x_dim=5, source=str(binary_npz), max_steps=8, eval_every=4,
+                      objective=objective, particles=3, lr=1e-2)
+    whole = fit(cfg, tmp_path / "whole", progress=False)
+    import dataclasses
+
+    fit(cfg.replace(train=dataclasses.replace(cfg.train, max_steps=4)), tmp_path / "split", progress=False)
+    fit(cfg, tmp_path / "split", resume=True, progress=False)
+    a, b = (load_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("whole", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    import json
+
+    log = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    key = "train_elbo_per_step" if objective == "elbo" else "train_bound_per_step"
+    assert [r["step"] for r in log] == [4, 8] and all(key in r for r in log)
+    assert whole.steps == 8
+
+
+def test_a_bound_objective_refuses_truncated_bptt(tmp_path, binary_npz):
+    from vrnn.errors import VrnnError
+    from vrnn.training.trainer import fit
+
+    cfg = tiny_config("vrnn", "conditional", "bernoulli", x_dim=5, source=str(binary_npz), objective="fivo",
+                      particles=2, tbptt_steps=3)
+    with pytest.raises(VrnnError, match="tbptt_steps=0"):
+        fit(cfg, tmp_path / "r", progress=False)

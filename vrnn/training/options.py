@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches
+from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches, one_of
 
 NON_NEGATIVE = at_least(0)
 
@@ -30,6 +30,8 @@ class TrainConfig(Checked):
     tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
     # per chunk, the model's final state carried (detached) across chunks; 0 = off. Steps count batches.
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    objective: str = "elbo"  # elbo | iwae (Burda et al. 2016) | fivo (Maddison et al. 2017): the bound trained on
+    particles: int = 1  # K: posterior samples (iwae) or particles (fivo) per sequence; elbo averages K samples
 
     SECTION: ClassVar[str] = "train"
     CHECKS: ClassVar[dict[str, Check]] = {
@@ -50,6 +52,8 @@ class TrainConfig(Checked):
         "eval_batch_size": POSITIVE,
         "tbptt_steps": at_least(0, " (0 turns truncated BPTT off)"),
         "device": matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps"),
+        "objective": one_of(("elbo", "iwae", "fivo")),
+        "particles": POSITIVE,
     }
 
     # the settings that say when a run stops: a resumed run may change them (the rest must match)

@@ -33,7 +33,8 @@ from ..errors import TrainingDiverged, VrnnError
 from ..evaluate import score_sequences
 from ..io import RunLock, atomic_write, remove_stale_tmp, writing
 from ..models import ModelConfig, SequenceModel, build_model
-from ..objectives import training_loss
+from ..objectives import bound_loss, sequence_iw_log_likelihood, training_loss
+from ..smc import particle_filter
 from .averaging import WeightAverage
 from .distributed import Distributed, init_distributed, noise_seed
 from .options import TrainConfig
@@ -85,8 +86,11 @@ class Learner:
     its weight average, the Adam optimiser and this rank's posterior-noise generator."""
 
     def __init__(self, mc: ModelConfig, tc: TrainConfig, dd: Distributed, device: torch.device):
-        if not 0.0 <= tc.ema < 1.0:
-            raise VrnnError(f"train.ema is {tc.ema}; use a decay in [0, 1) (0 turns the weight average off)")
+        if tc.objective != "elbo" and tc.tbptt_steps:
+            raise VrnnError(f"train.objective={tc.objective} bounds whole sequences; set train.tbptt_steps=0")
+        if tc.objective == "fivo" and dd.world > 1:
+            raise VrnnError("train.objective=fivo runs in one process (its particle filter calls the model's hooks, "
+                            "not the DistributedDataParallel wrapper); train without torchrun")
         self.tc, self.dd, self.device = tc, dd, device
         torch.manual_seed(tc.seed)  # parameter initialisation
         self.model = build_model(mc).to(device)
@@ -127,6 +131,23 @@ class Learner:
                 "rng_ranks": self.dd.noise_states(self.noise), "world_size": self.dd.world,
                 "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None}
 
+    def _loss(self, x: torch.Tensor, mask: torch.Tensor, beta: float, carry) -> tuple[torch.Tensor, dict, tuple]:
+        """The loss of ``train.objective`` on one chunk, its statistics and the carried state.
+
+        ``elbo``: the step-wise ELBO (KL weighted by β), averaged over ``train.particles`` samples.
+        ``iwae``: the importance-weighted bound with K = ``train.particles`` (Burda et al. 2016).
+        ``fivo``: the particle filter's bound (:func:`vrnn.smc.particle_filter`, Maddison et al. 2017);
+        both are over whole sequences, so neither carries state (truncated BPTT is refused for them).
+        """
+        tc = self.tc
+        if tc.objective == "fivo":
+            res = particle_filter(self.model, x, mask, tc.particles, self.noise)
+            return (*bound_loss(res.log_marginal, mask, self.dd.all_sum), None)
+        terms = self.net(x, mask, samples=tc.particles, generator=self.noise, carry=carry)
+        if tc.objective == "iwae":
+            return (*bound_loss(sequence_iw_log_likelihood(terms), mask, self.dd.all_sum), None)
+        return (*training_loss(terms, beta, self.dd.all_sum), tuple(c.detach() for c in terms.carry))
+
     def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int) -> list[dict]:
         """Training step ``step`` on this rank's slice of a global batch; the statistics of each update.
 
@@ -141,9 +162,7 @@ class Learner:
             group["lr"] = learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
         stats, carry = [], None
         for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):
-            terms = self.net(x[:, span], mask[:, span], generator=self.noise, carry=carry)
-            carry = tuple(c.detach() for c in terms.carry)
-            loss, chunk = training_loss(terms, beta, self.dd.all_sum)
+            loss, chunk, carry = self._loss(x[:, span], mask[:, span], beta, carry)
             if not math.isfinite(chunk["loss"]):
                 raise TrainingDiverged(f"loss became {chunk['loss']} at step {step + 1}; stopped")
             self.opt.zero_grad(set_to_none=True)
@@ -431,8 +450,8 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, window: list[dict],
         "step": state.step, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
         "kl_weight": kl_weight(state.step - 1, tc.kl_start, tc.kl_warmup_steps),
         "lr": learning_rate(state.step - 1, tc.lr, tc.lr_decay_start, tc.lr_half_life),
-        "train_elbo_per_step": sum(s["elbo"] for s in window) / len(window),
-        "train_kl_per_step": sum(s["kl"] for s in window) / len(window),
+        **{f"train_{k}_per_step": sum(s[k] for s in window) / len(window) for k in ("elbo", "kl", "bound")
+           if k in window[0]},  # elbo and kl, or the iwae/fivo bound
         "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": state.best,
         "steps_per_s": len(window) / max(seconds, 1e-9),
         "units": "nats per time step (total over total steps), model units",
