@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,6 +220,29 @@ def test_an_unwritable_out_is_one_line_for_train_and_sample(tmp_path, data, trai
     one_error_line(2, capsys.readouterr().err, bad, "choose a writable --out")
     assert main(["sample", str(trained / "best.pt"), "--steps", "3", "--out", str(bad / "s.npy")]) == 2
     one_error_line(2, capsys.readouterr().err, bad, "choose a writable --out")
+
+
+def test_a_read_only_mount_is_one_line_for_train_sample_and_prepare(small_fs, tmp_path, data, capsys, monkeypatch):
+    """A real read-only filesystem (the tmpfs remounted ro): EROFS for every command that writes."""
+    r = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot remount read-only here: {r.stderr.strip()}")
+    cfg = write_config(tmp_path / "c.toml", data, max_steps=2, eval_every=1)
+    code = main(["train", "--config", str(cfg), "--out", str(small_fs / "run"), "--quiet"])
+    one_error_line(code, capsys.readouterr().err, small_fs / "run", "choose a writable --out")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "ok"), "--quiet"]) == 0
+    code = main(["sample", str(tmp_path / "ok" / "best.pt"), "--steps", "3", "--out", str(small_fs / "s.npy")])
+    one_error_line(code, capsys.readouterr().err, small_fs)
+    monkeypatch.setenv("VRNN_DATA_DIR", str(small_fs / "data"))
+    from vrnn.outputs.pianoroll import write_midi
+
+    (tmp_path / "midi").mkdir()
+    for i in range(3):
+        roll = np.zeros((4, 88), np.float32)
+        roll[:, 40 + i] = 1
+        write_midi(tmp_path / "midi" / f"{i}.mid", roll)
+    code = main(["prepare", "midi", "--source", str(tmp_path / "midi")])
+    one_error_line(code, capsys.readouterr().err, "VRNN_DATA_DIR")
 
 
 def test_a_read_only_folder_is_one_line(tmp_path, data, capsys):
