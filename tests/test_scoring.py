@@ -94,3 +94,21 @@ def test_the_commands(trained, tmp_path, capsys):
     assert np.load(tmp_path / "c.npy").shape == (1, 8, 88)
     assert main(["sample", str(ckpts["rnn"]), "--prime-steps", "2", "--steps", "3", "--out", str(tmp_path / "d.npy")]) == 2
     assert "--prime-steps needs --prime" in capsys.readouterr().err
+
+
+def test_injected_segments_and_the_roc_auc():
+    from vrnn.experiments.anomaly import inject, roc_auc
+
+    rng = np.random.default_rng(0)
+    seqs = [(rng.random((20, 88)) < 0.05).astype(np.float32) for _ in range(6)]
+    bad, labels, kinds = inject(seqs, seed=1)
+    assert kinds[:2] == ["pitch shift", "burst"] and all(lab.sum() == 4 for lab in labels)
+    for x, y, lab in zip(seqs, bad, labels):
+        assert (x[~lab] == y[~lab]).all()  # only the injected steps change
+    shifted = [(x, y, lab) for x, y, lab, k in zip(seqs, bad, labels, kinds) if k == "pitch shift"]
+    x, y, lab = shifted[0]
+    assert y[lab].sum() <= x[lab].sum()  # transposed: no note added, some may leave the keyboard
+    labels = np.array([0, 0, 1, 1, 0, 1], bool)
+    assert roc_auc(np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7]), labels) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]), labels) == 0.0
+    assert roc_auc(np.ones(6), labels) == 0.5  # ties count half

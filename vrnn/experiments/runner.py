@@ -115,7 +115,8 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
     last = load_checkpoint(out / "last.pt")
     info = {"run": run.name, "data": data, "seed": seed, "steps": step, "best_step": load_checkpoint(
         out / "best.pt")["step"], "stopped": result.stopped, "best_valid_elbo_per_step": result.best_valid_elbo,
-            "train_seconds": last["elapsed"], "hardware": describe_hardware(), "overrides": sets,
+            "train_seconds": last["elapsed"], "seconds_per_step": last["elapsed"] / max(step, 1),
+            "hardware": describe_hardware(), "overrides": sets,
             "date": datetime.date.today().isoformat(), "curve": learning_curve(out / "log.jsonl")}
     if test_curve:
         info["test_curve"] = test_curve
@@ -155,7 +156,7 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
             path = exp.checkpoint(run, name, seed)
             t0 = time.perf_counter()
             report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size,
-                                         data=data, per_sequence=True)
+                                         data=data, per_sequence=True, estimator=ev.estimator)
             report["checkpoint"] = str(path.relative_to(exp.root))
             info = path.with_suffix(".json")
             key = run.key(seed)

@@ -65,6 +65,7 @@ class EvalSpec:
     split: str = "test"
     iw_samples: int = 40
     batch_size: int = 64
+    estimator: str = "is"  # is | smc: smc also reports the particle filter's log p(x) with K = iw_samples
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,12 @@ def load_experiment(path: str | Path) -> Experiment:
             raise VrnnError(f"{path}: [runs.{name}] seeds is empty; give at least one seed")
         runs[name] = RunSpec(name, r.get("label", name), r["config"], tuple(r["data"]), tuple(r.get("set", [])),
                              seeds, int(r.get("segment_steps", 0)), r.get("curve_split", ""))
-    ev = _table(raw.get("eval", {}), f"{path}: [eval]", {"split", "iw_samples", "batch_size"})
+    ev = _table(raw.get("eval", {}), f"{path}: [eval]", {"split", "iw_samples", "batch_size", "estimator"})
     spec = EvalSpec(**ev)
     if spec.iw_samples < 1 or spec.batch_size < 1:
         raise VrnnError(f"{path}: [eval] iw_samples and batch_size must be >= 1")
+    if spec.estimator not in ("is", "smc"):
+        raise VrnnError(f"{path}: [eval] estimator must be is or smc, not {spec.estimator!r}")
     from .reports import REPORTS
 
     if raw["report"] not in REPORTS:
