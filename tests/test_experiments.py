@@ -137,3 +137,14 @@ def test_missing_data_names_the_flag(repo, capsys):
     code = main(["experiment", str(repo / "benchmarks" / "tiny" / "experiment.toml"), "--data-dir",
                  str(repo / "nowhere")])
     assert code == 2 and "--data-dir" in capsys.readouterr().err
+
+
+def test_exported_checkpoints_hold_float16_weights_that_load_into_the_model(repo):
+    from vrnn.checkpoint import load_checkpoint, load_model
+
+    folder = _run(repo).parent
+    ckpt = load_checkpoint(folder / "checkpoints/rolls/vrnn-seed0.pt")
+    assert all(v.dtype == torch.float16 for v in ckpt["model"].values() if v.is_floating_point())
+    model, _, _ = load_model(folder / "checkpoints/rolls/vrnn-seed0.pt")
+    weights = dict(model.state_dict())
+    assert all(v.dtype == torch.float32 and torch.equal(v, ckpt["model"][k].float()) for k, v in weights.items())

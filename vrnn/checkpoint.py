@@ -43,13 +43,20 @@ def copy_checkpoint(src: Path, dest: Path) -> None:
 EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
 
 
-def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None) -> int:
+def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, half: bool = False) -> int:
     """Copy ``src`` keeping only what evaluation and sampling need (no optimiser or RNG
-    state), plus ``extra`` entries; returns the new file's size in bytes."""
+    state), plus ``extra`` entries; returns the new file's size in bytes.
+
+    ``half`` stores the weights in float16 (half the bytes; they load into the float32 model
+    as they are, so whatever is computed from the exported file is computed from exactly those
+    weights — evaluate the export, not the source, when the two must agree)."""
     ckpt = load_checkpoint(src)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(dest, {**{k: ckpt[k] for k in EVAL_KEYS if k in ckpt}, **(extra or {})})
+    kept = {k: ckpt[k] for k in EVAL_KEYS if k in ckpt}
+    if half:
+        kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in kept["model"].items()}
+    save_checkpoint(dest, {**kept, **(extra or {})})
     return dest.stat().st_size
 
 

@@ -125,7 +125,8 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
 
 def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict) -> Path:
     dest = exp.checkpoint(run, data, seed)
-    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest) / 2 ** 20
+    # float16 weights: the committed tables are computed from exactly the committed file
+    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, half=True) / 2 ** 20
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     if size > MAX_CHECKPOINT_MB:
         print(f"warning: {dest} is {size:.1f} MB, over the {MAX_CHECKPOINT_MB} MB limit for committed checkpoints",
