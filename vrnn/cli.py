@@ -86,7 +86,8 @@ def format_report(r: dict) -> str:
     method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
     rows = [("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")]
     if "log_likelihood_smc" in r:
-        rows.append(("log_likelihood_smc", f"log-likelihood (SMC, K={r['smc']['particles']})"))
+        k = r['smc']['particles']
+        rows.append(("log_likelihood_smc", f"log-likelihood (SMC, K={k})" if k else "log-likelihood (SMC: exact)"))
     for key, label in rows:
         v = r[key]
         lines.append(f"  {label:<28} {v['per_sequence']:>12.3f} nats/sequence   {v['per_step_total']:>9.4f} "

@@ -142,6 +142,9 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     if smc:
         report["log_likelihood_smc"] = normalisations(scores["log_likelihood_smc"], lengths)
         report["smc"] = {"particles": iw_samples, "proposal": "posterior", "resampling": "systematic, ESS < K/2"}
+    elif estimator == "smc":  # no latent variables: every estimator is the exact likelihood
+        report["log_likelihood_smc"] = report["log_likelihood"]
+        report["smc"] = {"particles": None, "proposal": "none: exact", "resampling": "none"}
     if per_sequence:
         report["sequences"] = {k: v.tolist() for k, v in scores.items()}
     if not normalizer.identity:
