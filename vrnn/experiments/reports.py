@@ -269,7 +269,7 @@ def bounds(exp, results: dict) -> Path:
         first = found[0][3]
         lines += [f"## {data}", "", f"{spec.about}. Test set: {first['num_sequences']} sequences, "
                   f"{first['num_steps']} steps.", "",
-                  "| trained with | test ELBO | test IWAE (IS) | test FIVO (SMC) | steps | stopped | time per step |",
+                  "| model: trained with | test ELBO | test IWAE (IS) | test FIVO (SMC) | steps | stopped | time per step |",
                   "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
         for run, key, label, r, info in found:
             smc = r.get("log_likelihood_smc", {}).get("per_step_total")
