@@ -148,3 +148,14 @@ def test_exported_checkpoints_hold_float16_weights_that_load_into_the_model(repo
     model, _, _ = load_model(folder / "checkpoints/rolls/vrnn-seed0.pt")
     weights = dict(model.state_dict())
     assert all(v.dtype == torch.float32 and torch.equal(v, ckpt["model"][k].float()) for k, v in weights.items())
+
+
+def test_committed_runs_are_not_trained_again_unless_asked(repo, capsys):
+    folder = _run(repo).parent
+    before = (folder / "checkpoints/rolls/rnn.pt").read_bytes()
+    capsys.readouterr()
+    _run(repo)
+    assert "rolls / rnn: committed" in capsys.readouterr().out
+    assert (folder / "checkpoints/rolls/rnn.pt").read_bytes() == before
+    _run(repo, retrain=True, runs=["rnn"])
+    assert "rolls / rnn: training" in capsys.readouterr().out

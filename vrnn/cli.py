@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, default=0.0,
                    help="stop starting new training segments after this many minutes (continue with --resume)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    s.add_argument("--retrain", action="store_true", help="train runs whose checkpoint is committed again "
+                                                         "(default: train only what has no checkpoint yet)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_experiment)
     return p
@@ -307,7 +309,7 @@ def _cmd_experiment(args) -> None:
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
                    runs=[r for r in (args.runs or "").split(",") if r], resume=args.resume, minutes=args.minutes,
-                   overrides=args.set, quiet=args.quiet)
+                   overrides=args.set, quiet=args.quiet, retrain=args.retrain)
 
 
 def _cmd_bench(args) -> None:

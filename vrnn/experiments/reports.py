@@ -277,9 +277,25 @@ def bounds(exp, results: dict) -> Path:
             lines.append(f"| {label} | {fmt(r['elbo']['per_step_total'])} | {fmt(r['log_likelihood']['per_step_total'])} "
                          f"| {fmt(smc)} | {info.get('steps', '—')} | {info.get('stopped', '—')} | "
                          f"{'—' if rel is None or not base else f'{rel / base:.2f}×'} |")
-        lines.append("")
+        lines += ["", *seed_summary(found)]
         lines += anomaly_section(exp, results, data, found)
     return write(exp, lines + curve_links(exp, results))
+
+
+def seed_summary(found: list) -> list[str]:
+    """For every run with several seeds: mean ± standard deviation over the seeds and the worst seed."""
+    out = []
+    for run in dict.fromkeys(r for r, *_ in found):
+        reps = [r for rr, _, _, r, _ in found if rr is run]
+        if len(reps) < 2:
+            continue
+        cells = []
+        for key, name in (("elbo", "ELBO"), ("log_likelihood", "IWAE"), ("log_likelihood_smc", "FIVO")):
+            v = np.array([r[key]["per_step_total"] for r in reps if key in r])
+            if len(v) == len(reps):
+                cells.append(f"{name} {v.mean():.3f} ± {v.std(ddof=1):.3f} (worst {v.min():.3f})")
+        out.append(f"- {run.label}, {len(reps)} seeds: " + "; ".join(cells) + ".")
+    return out + ([""] if out else [])
 
 
 def anomaly_section(exp, results: dict, data: str, found: list) -> list[str]:

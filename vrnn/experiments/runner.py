@@ -173,8 +173,12 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
 
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None, resume: bool = False,
-                   minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False) -> Path:
-    """``vrnn experiment``: train (unless ``eval_only``), evaluate and render; returns the RESULTS.md path."""
+                   minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
+                   retrain: bool = False) -> Path:
+    """``vrnn experiment``: train (unless ``eval_only``), evaluate and render; returns the RESULTS.md path.
+
+    A (run, data set, seed) whose checkpoint is already committed is not trained again unless ``retrain``:
+    adding a seed or a run to an experiment trains only what is new."""
     from .spec import load_experiment
 
     exp = load_experiment(path)
@@ -189,6 +193,10 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
         deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
         for run, d, seed in exp.cells():
             if runs and run.name not in runs:
+                continue
+            if exp.checkpoint(run, d, seed).is_file() and not retrain:
+                print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
+                      f"again", flush=True)
                 continue
             info = train_run(exp, run, d, seed, sources[d], work, resume=resume, overrides=overrides or [],
                              deadline=deadline, quiet=quiet)
