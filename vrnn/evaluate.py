@@ -9,7 +9,8 @@ import torch
 from .data import Normalizer, pad_batch
 from .errors import VrnnError
 from .models import SequenceModel
-from .objectives import sequence_elbo, sequence_iw_log_likelihood, normalisations
+from .objectives import normalisations, sequence_elbo, sequence_iw_log_likelihood
+from .smc import particle_filter
 
 EVAL_SEED = 1234  # evaluation draws its own noise: the same checkpoint always gives the same numbers
 MAX_ROW_STEPS = 1 << 15  # (sequences x samples x steps) per evaluation batch: bounds memory, and keeps the
@@ -94,8 +95,6 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
         kl[idx] = terms.kl.sum(-1).mean(0).double().cpu()
         ll[idx] = sequence_iw_log_likelihood(terms).double().cpu()
         if smc:
-            from .smc import particle_filter
-
             uniforms = sequence_uniforms([len(seqs[i]) for i in idx], [keys[i] for i in idx], seed, device)
             ll_smc[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
     lengths = torch.tensor([len(a) for a in seqs], dtype=torch.float64)
