@@ -70,7 +70,7 @@ def main() -> None:
         result = fit(cfg, out / "checkpoints" / name, progress=sys.stderr.isatty())
         seconds = time.perf_counter() - start
         print(f"   {result.steps} steps in {seconds:.0f} s ({result.stopped}); best validation ELBO "
-              f"{result.best_valid_elbo:.3f} nats/step", flush=True)
+              f"{result.best_valid:.3f} nats/step", flush=True)
         print(f"== evaluating {name} on the test split (K = {args.iw_samples}) ==", flush=True)
         report = evaluate_checkpoint(out / "checkpoints" / name / "best.pt", iw_samples=args.iw_samples)
         report["train_seconds"] = seconds

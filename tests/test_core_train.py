@@ -148,6 +148,31 @@ def test_early_stopping_stops_when_validation_elbo_does_not_improve(tmp_path, re
     assert result.stopped == "early_stopping" and result.steps == 3  # one best, then two without improvement
 
 
+def test_a_plateau_drops_the_learning_rate_before_patience_stops_the_run(tmp_path, real_npz):
+    """train.lr_drops: each time patience is spent the rate is multiplied by lr_drop_factor and patience
+    starts again; the run stops at the plateau after the last drop. lr = 1e-30 makes every evaluation a plateau."""
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), lr=1e-30, max_steps=50, eval_every=1, patience=2,
+                      lr_drops=2, lr_drop_factor=0.1)
+    result = fit(cfg, tmp_path / "run", progress=False)
+    assert result.stopped == "early_stopping" and result.steps == 7  # 1 best + (2 bad) × 3 plateaus
+    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert [r["lr_drops"] for r in log] == [0, 0, 0, 1, 1, 2, 2]
+    assert [r["lr"] for r in log] == pytest.approx([1e-30] * 3 + [1e-31] * 2 + [1e-32] * 2, rel=1e-9)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == 1
+
+
+def test_a_run_resumed_across_learning_rate_drops_is_exact(tmp_path, real_npz):
+    kw = dict(source=str(real_npz), eval_every=1, patience=1, lr_drops=6, lr_drop_factor=0.5, lr=0.3)
+    straight = fit(tiny_config("vrnn", "conditional", max_steps=10, **kw), tmp_path / "a", progress=False)
+    fit(tiny_config("vrnn", "conditional", max_steps=5, **kw), tmp_path / "b", progress=False)
+    resumed = fit(tiny_config("vrnn", "conditional", max_steps=10, **kw), tmp_path / "b", resume=True, progress=False)
+    for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), f"{name} differs after resume"
+    logs = [[json.loads(line) for line in open(tmp_path / d / "log.jsonl")] for d in "ab"]
+    assert [(r["lr"], r["lr_drops"]) for r in logs[0]] == [(r["lr"], r["lr_drops"]) for r in logs[1]]
+    assert logs[0][-1]["lr_drops"] > 0  # the run did drop its rate (else this test shows nothing)
+
+
 def test_time_budget_stops_at_the_first_evaluation_past_it(tmp_path, real_npz):
     cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=50, eval_every=2, max_minutes=1e-9)
     result = fit(cfg, tmp_path / "run", progress=False)

@@ -159,3 +159,15 @@ def test_committed_runs_are_not_trained_again_unless_asked(repo, capsys):
     assert (folder / "checkpoints/rolls/rnn.pt").read_bytes() == before
     _run(repo, retrain=True, runs=["rnn"])
     assert "rolls / rnn: training" in capsys.readouterr().out
+
+
+def test_train_only_trains_and_exports_and_eval_only_then_renders(repo):
+    """--train-only (several trainings side by side) writes checkpoints but no results; --eval-only renders them."""
+    assert _run(repo, runs=["rnn"], train_only=True) is None
+    folder = repo / "benchmarks" / "tiny"
+    assert [p.name for p in (folder / "checkpoints").rglob("*.pt")] == ["rnn.pt"]
+    assert not (folder / "results.json").exists() and not (folder / "RESULTS.md").exists()
+    out = _run(repo, eval_only=True)
+    assert "| RNN |" in out.read_text() and "VRNN" not in out.read_text().split("## ")[1]
+    with pytest.raises(VrnnError, match="exclude each other"):
+        _run(repo, eval_only=True, train_only=True)

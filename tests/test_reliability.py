@@ -423,7 +423,7 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     print(f"{kills} kills, {in_write} of them during a checkpoint or log write")
     a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(out / "last.pt")
     assert b["step"] == steps
-    for key in ("model", "train_model", "optimizer", "rng", "rng_ranks", "torch_rng", "best_valid_elbo", "epoch", "pos"):
+    for key in ("model", "train_model", "optimizer", "rng", "rng_ranks", "torch_rng", "best_valid", "epoch", "pos"):
         _states_equal(a[key], b[key], key)
     ref_log, log = ([json.loads(line) for line in (d / "log.jsonl").read_text().splitlines()] for d in (tmp_path / "ref", out))
     assert [r["step"] for r in log] == list(range(1, steps + 1))

@@ -225,3 +225,27 @@ def test_a_bound_objective_refuses_truncated_bptt(tmp_path, binary_npz):
                       particles=2, tbptt_steps=3)
     with pytest.raises(VrnnError, match="tbptt_steps=0"):
         fit(cfg, tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("objective, stop_on, watched", [("elbo", "objective", "elbo"), ("iwae", "objective", "iwae (K = 3)"),
+                                                         ("fivo", "objective", "fivo (K = 3)"), ("fivo", "elbo", "elbo")])
+def test_early_stopping_follows_the_trained_bound(tmp_path, binary_npz, objective, stop_on, watched):
+    """A bound's run is validated, stopped and checkpointed on that bound (train.stop_on = "objective"),
+    or on the ELBO when asked; best.pt is the evaluation with the best watched score."""
+    import json
+
+    from vrnn.checkpoint import load_checkpoint
+    from vrnn.training.trainer import fit
+
+    cfg = tiny_config("vrnn", "conditional", "bernoulli", x_dim=5, source=str(binary_npz), max_steps=12, eval_every=2,
+                      objective=objective, particles=3, lr=3e-2, stop_on=stop_on, patience=100)
+    result = fit(cfg, tmp_path / "r", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert result.watched == watched and all(r["watched"] == watched for r in log)
+    scores = [r["valid_score_per_step"] for r in log]
+    assert result.best_valid == max(scores) == log[-1]["best_valid_score_per_step"]
+    assert load_checkpoint(tmp_path / "r" / "best.pt")["step"] == log[scores.index(max(scores))]["step"]
+    if watched == "elbo":
+        assert scores == [r["valid_elbo_per_step"] for r in log]
+    else:  # a bound's own score, not the ELBO under another name
+        assert all(abs(r["valid_score_per_step"] - r["valid_elbo_per_step"]) > 1e-6 for r in log)

@@ -40,7 +40,7 @@ def copy_checkpoint(src: Path, dest: Path) -> None:
         tmp.write_bytes(data)
 
 
-EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "elapsed")
+EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "best_valid", "elapsed")
 
 
 def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, half: bool = False) -> int:

@@ -60,8 +60,8 @@ def _cmd_train(args) -> None:
                  allow_changes=args.allow_changes)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports for all
         return
-    print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation ELBO "
-          f"{result.best_valid_elbo:.4f} nats per time step (total over total steps); checkpoints in {result.out}")
+    print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation "
+          f"{result.watched} {result.best_valid:.4f} nats per time step (total over total steps); checkpoints in {result.out}")
 
 
 def _cmd_eval(args) -> None:
@@ -299,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     s.add_argument("--retrain", action="store_true", help="train runs whose checkpoint is committed again "
                                                          "(default: train only what has no checkpoint yet)")
+    s.add_argument("--train-only", action="store_true", help="train and export; evaluate and render later with "
+                                                            "--eval-only (for several trainings side by side)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_experiment)
     return p
@@ -309,7 +311,7 @@ def _cmd_experiment(args) -> None:
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
                    runs=[r for r in (args.runs or "").split(",") if r], resume=args.resume, minutes=args.minutes,
-                   overrides=args.set, quiet=args.quiet, retrain=args.retrain)
+                   overrides=args.set, quiet=args.quiet, retrain=args.retrain, train_only=args.train_only)
 
 
 def _cmd_bench(args) -> None:

@@ -301,7 +301,7 @@ def seed_summary(found: list) -> list[str]:
 def anomaly_section(exp, results: dict, data: str, found: list) -> list[str]:
     """``report_options.anomaly``: per-step scores of the test pieces with injected segments (:mod:`.anomaly`)."""
     opts = exp.report_options.get("anomaly")
-    if not opts:
+    if not opts or not any(run.name in opts.get("runs", []) for run, *_ in found):
         return []
     from ..checkpoint import load_model
     from ..data import DataConfig, load_dataset

@@ -37,7 +37,8 @@ from .reports import REPORTS
 from .spec import Experiment, RunSpec
 
 MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
-CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "train_elbo_per_step", "kl_weight", "lr")
+CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "valid_score_per_step", "train_elbo_per_step",
+              "kl_weight", "lr")
 
 
 def default_data_dir(exp: Experiment) -> Path:
@@ -114,7 +115,8 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
             return None
     last = load_checkpoint(out / "last.pt")
     info = {"run": run.name, "data": data, "seed": seed, "steps": step, "best_step": load_checkpoint(
-        out / "best.pt")["step"], "stopped": result.stopped, "best_valid_elbo_per_step": result.best_valid_elbo,
+        out / "best.pt")["step"], "stopped": result.stopped, "best_valid_per_step": result.best_valid,
+            "watched": result.watched,
             "train_seconds": last["elapsed"], "seconds_per_step": last["elapsed"] / max(step, 1),
             "hardware": describe_hardware(), "overrides": sets,
             "date": datetime.date.today().isoformat(), "curve": learning_curve(out / "log.jsonl")}
@@ -174,8 +176,9 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None, resume: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
-                   retrain: bool = False) -> Path:
-    """``vrnn experiment``: train (unless ``eval_only``), evaluate and render; returns the RESULTS.md path.
+                   retrain: bool = False, train_only: bool = False) -> Path | None:
+    """``vrnn experiment``: train (unless ``eval_only``), evaluate and render (unless ``train_only``); returns
+    the RESULTS.md path.
 
     A (run, data set, seed) whose checkpoint is already committed is not trained again unless ``retrain``:
     adding a seed or a run to an experiment trains only what is new."""
@@ -185,6 +188,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     unknown = [r for r in runs or [] if r not in exp.runs]
     if unknown:
         raise VrnnError(f"--runs: {unknown[0]!r} is not a run of {exp.path}; choose from {', '.join(exp.runs)}")
+    if eval_only and train_only:
+        raise VrnnError("--eval-only and --train-only exclude each other: choose one")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
     work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
     used = {d for run, d, _ in exp.cells()}
@@ -202,6 +207,9 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
                              deadline=deadline, quiet=quiet)
             if info is not None:
                 export(exp, run, d, seed, work, info)
+    if train_only:
+        print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
+        return None
     results = evaluate_all(exp, sources)
     (exp.folder / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     out = REPORTS[exp.report](exp, results)

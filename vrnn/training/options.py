@@ -24,7 +24,10 @@ class TrainConfig(Checked):
     kl_start: float = 1.0  # KL weight at step 0, raised linearly to 1 over kl_warmup_steps
     kl_warmup_steps: int = 0
     eval_every: int = 200  # steps between validation evaluations (and checkpoints)
-    patience: int = 10  # evaluations without a better validation ELBO before stopping
+    patience: int = 10  # evaluations without a better validation score (stop_on) before stopping
+    lr_drops: int = 0  # plateaus survived before stopping: at each, the learning rate is multiplied by
+    # lr_drop_factor and patience starts again (ReduceLROnPlateau-style, tied to validation, not to step counts)
+    lr_drop_factor: float = 0.1
     max_minutes: float = 0.0  # wall-clock budget, checked at evaluations; 0 = none (resume is then not exact)
     eval_batch_size: int = 128
     tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update
@@ -32,6 +35,8 @@ class TrainConfig(Checked):
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     objective: str = "elbo"  # elbo | iwae (Burda et al. 2016) | fivo (Maddison et al. 2017): the bound trained on
     particles: int = 1  # K: posterior samples (iwae) or particles (fivo) per sequence; elbo averages K samples
+    stop_on: str = "objective"  # the validation score that early stopping and best.pt follow: "objective" (the
+    # bound trained on, with train.particles: ELBO, IWAE or FIVO) or "elbo" (the one-sample ELBO, whatever is trained)
 
     SECTION: ClassVar[str] = "train"
     CHECKS: ClassVar[dict[str, Check]] = {
@@ -48,13 +53,16 @@ class TrainConfig(Checked):
         "kl_warmup_steps": NON_NEGATIVE,
         "eval_every": POSITIVE,
         "patience": POSITIVE,
+        "lr_drops": NON_NEGATIVE,
+        "lr_drop_factor": in_range(0, 1, note=" (the factor the learning rate is multiplied by at a plateau)"),
         "max_minutes": at_least(0, " (0 = no time budget)"),
         "eval_batch_size": POSITIVE,
         "tbptt_steps": at_least(0, " (0 turns truncated BPTT off)"),
         "device": matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps"),
         "objective": one_of(("elbo", "iwae", "fivo")),
         "particles": POSITIVE,
+        "stop_on": one_of(("objective", "elbo")),
     }
 
     # the settings that say when a run stops: a resumed run may change them (the rest must match)
-    STOPPING: ClassVar[tuple[str, ...]] = ("max_steps", "max_minutes", "patience")
+    STOPPING: ClassVar[tuple[str, ...]] = ("max_steps", "max_minutes", "patience", "lr_drops")

@@ -45,7 +45,8 @@ from .schedules import epoch_batches, kl_weight, learning_rate, tbptt_chunks
 class FitResult:
     out: Path
     steps: int
-    best_valid_elbo: float  # nats per step (total over total steps), model units
+    best_valid: float  # the best validation score, nats per step (total over total steps), model units
+    watched: str  # which score: "elbo", or the trained bound, e.g. "fivo (K = 16)" (:func:`watched_score`)
     stopped: str  # max_steps | early_stopping | time_budget
     model: SequenceModel
 
@@ -61,24 +62,35 @@ class RunState:
     step: int = 0  # training steps (batches) done
     epoch: int = 0
     pos: int = 0  # the next batch of this epoch
-    best: float = -math.inf  # best validation ELBO per step so far
-    bad_evals: int = 0  # evaluations since the best one
+    best: float = -math.inf  # best validation score (train.stop_on) per step so far
+    bad_evals: int = 0  # evaluations since the best one (or since the last learning-rate drop)
+    drops: int = 0  # learning-rate drops at plateaus so far (train.lr_drops)
     elapsed: float = 0.0  # seconds of training, over every process that ran this run
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> RunState:
-        return cls(ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt["best_valid_elbo"], ckpt["bad_evals"],
-                   ckpt["elapsed"])
+        return cls(ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt.get("best_valid", ckpt.get("best_valid_elbo")),
+                   ckpt["bad_evals"], ckpt.get("lr_drops", 0), ckpt["elapsed"])
 
     def payload(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best_valid_elbo": self.best,
-                "bad_evals": self.bad_evals, "elapsed": self.elapsed}
+        return {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best_valid": self.best,
+                "bad_evals": self.bad_evals, "lr_drops": self.drops, "elapsed": self.elapsed}
 
-    def observe(self, valid_elbo: float) -> bool:
+    def observe(self, score: float) -> bool:
         """Count an evaluation; True when it is the best so far."""
-        improved = valid_elbo > self.best
-        self.best, self.bad_evals = (valid_elbo, 0) if improved else (self.best, self.bad_evals + 1)
+        improved = score > self.best
+        self.best, self.bad_evals = (score, 0) if improved else (self.best, self.bad_evals + 1)
         return improved
+
+    def drop_at_plateau(self, tc: TrainConfig) -> None:
+        """Patience spent with a learning-rate drop left: drop the rate (from the next step on) and start
+        patience again. Called before the evaluation's checkpoint, so a resumed run continues at the new rate."""
+        if self.bad_evals >= tc.patience and self.drops < tc.lr_drops:
+            self.drops, self.bad_evals = self.drops + 1, 0
+
+    def lr_scale(self, tc: TrainConfig) -> float:
+        """What the step schedule's learning rate is multiplied by after the drops so far."""
+        return tc.lr_drop_factor ** self.drops
 
 
 class Learner:
@@ -148,7 +160,7 @@ class Learner:
             return (*bound_loss(sequence_iw_log_likelihood(terms), mask, self.dd.all_sum), None)
         return (*training_loss(terms, beta, self.dd.all_sum), tuple(c.detach() for c in terms.carry))
 
-    def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int) -> list[dict]:
+    def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int, lr_scale: float = 1.0) -> list[dict]:
         """Training step ``step`` on this rank's slice of a global batch; the statistics of each update.
 
         One Adam update per truncated-BPTT chunk, the model's final state carried (detached)
@@ -159,7 +171,7 @@ class Learner:
         self.model.train()
         beta = kl_weight(step, tc.kl_start, tc.kl_warmup_steps)
         for group in self.opt.param_groups:  # a pure function of the step (and the config), so resume is exact
-            group["lr"] = learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
+            group["lr"] = lr_scale * learning_rate(step, tc.lr, tc.lr_decay_start, tc.lr_half_life)
         stats, carry = [], None
         for span in tbptt_chunks(x.shape[1], tc.tbptt_steps):
             loss, chunk, carry = self._loss(x[:, span], mask[:, span], beta, carry)
@@ -280,18 +292,21 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
     try:
         while stopped is None and state.step < tc.max_steps:
             idx = _next_batch(state, batches)
-            window += learner.train_step(*dd.batch(train, idx, device), state.step)
+            window += learner.train_step(*dd.batch(train, idx, device), state.step, state.lr_scale(tc))
             state.step, state.pos = state.step + 1, state.pos + 1
             _show(bar, window[-1])
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
                 now = time.perf_counter()
                 state.elapsed, t0 = state.elapsed + now - t0, now
-                v_elbo = _validate(learner.scored, valid, tc, dd, device)
-                improved = state.observe(v_elbo)
-                if not math.isfinite(v_elbo):
-                    raise TrainingDiverged(f"validation ELBO became {v_elbo} at step {state.step}; stopped")
-                record = _record(state, tc, v_elbo, window, now - window_t0)
-                _checkpoint(out, improved, dd, _payload(cfg, norm, data, learner, state), log, record)
+                v_elbo, score = _validate(learner.scored, valid, tc, dd, device)
+                improved = state.observe(score)
+                if not (math.isfinite(v_elbo) and math.isfinite(score)):
+                    raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
+                                           f"step {state.step}; stopped")
+                record = _record(state, tc, v_elbo, score, window, now - window_t0)
+                state.drop_at_plateau(tc)
+                payload = _payload(cfg, norm, data, learner, state) | {"improved": improved}
+                _checkpoint(out, improved, dd, payload, log, record)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
@@ -301,7 +316,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
         log.close()
         if bar is not None:
             bar.close()
-    return FitResult(out, state.step, state.best, stopped or "max_steps", learner.scored)
+    return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
 
 
 def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> dict:
@@ -408,7 +423,7 @@ def _complete(out: Path, ckpt: dict) -> None:
     and ``log.jsonl`` ends with the checkpoint's line (restored from its copy, ``log_record``); a torn
     last line, and lines past the checkpoint's step (a log written before its checkpoint), are dropped."""
     last, best, log = (out / name for name in RUN_FILES)
-    if ckpt["bad_evals"] == 0 and (not best.is_file() or best.read_bytes() != last.read_bytes()):
+    if ckpt.get("improved", ckpt["bad_evals"] == 0) and (not best.is_file() or best.read_bytes() != last.read_bytes()):
         copy_checkpoint(last, best)
     lines = log.read_text().splitlines() if log.is_file() else []
     kept = [line for line, r in zip(lines, map(_parse, lines)) if r is not None and r.get("step", 0) <= ckpt["step"]]
@@ -433,26 +448,45 @@ def _next_batch(state: RunState, batches) -> list[int]:
     return batches(state.epoch)[state.pos]
 
 
+def watched_score(tc: TrainConfig) -> str:
+    """The validation score early stopping and ``best.pt`` follow: the ELBO, or with ``train.stop_on =
+    "objective"`` the IWAE or FIVO bound that is trained, with as many particles. A tighter bound can
+    be trained while the ELBO of its proposal falls (Rainforth et al. 2018), so stopping a bound's run
+    on the ELBO stops it at the wrong place."""
+    if tc.stop_on == "elbo" or tc.objective == "elbo":
+        return "elbo"
+    return f"{tc.objective} (K = {tc.particles})"
+
+
 def _validate(scored: SequenceModel, valid: list[np.ndarray], tc: TrainConfig, dd: Distributed,
-              device: torch.device) -> float:
-    """Validation ELBO per step (total over total steps); rank 0 computes it and every rank takes
-    its number, so all make the same decisions."""
-    v_elbo = 0.0
+              device: torch.device) -> tuple[float, float]:
+    """The validation ELBO and the watched score (:func:`watched_score`), per step (total over total
+    steps); rank 0 computes them and every rank takes its numbers, so all make the same decisions.
+    When a bound is watched, the ELBO is the mean over its K samples (the same expectation)."""
+    elbo = score = 0.0
     if dd.main:
-        scores = score_sequences(scored, valid, 1, tc.eval_batch_size, device=device)
-        v_elbo = (scores["elbo"].sum() / scores["lengths"].sum()).item()
-    return dd.broadcast(v_elbo, device)
+        watched = watched_score(tc)
+        k = 1 if watched == "elbo" else tc.particles
+        scores = score_sequences(scored, valid, k, tc.eval_batch_size, device=device, smc=tc.objective == "fivo"
+                                 and watched != "elbo")
+        steps = scores["lengths"].sum()
+        key = {"elbo": "elbo", "iwae": "log_likelihood", "fivo": "log_likelihood_smc"}[watched.split()[0]]
+        elbo, score = (scores[name].sum().item() / steps.item() for name in ("elbo", key))
+    return dd.broadcast(elbo, device), dd.broadcast(score, device)
 
 
-def _record(state: RunState, tc: TrainConfig, v_elbo: float, window: list[dict], seconds: float) -> dict:
+def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, window: list[dict],
+            seconds: float) -> dict:
     """The log line of an evaluation; the schedules' values are those of the step just taken."""
     return {
         "step": state.step, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
         "kl_weight": kl_weight(state.step - 1, tc.kl_start, tc.kl_warmup_steps),
-        "lr": learning_rate(state.step - 1, tc.lr, tc.lr_decay_start, tc.lr_half_life),
+        "lr": state.lr_scale(tc) * learning_rate(state.step - 1, tc.lr, tc.lr_decay_start, tc.lr_half_life),
+        "lr_drops": state.drops,
         **{f"train_{k}_per_step": sum(s[k] for s in window) / len(window) for k in ("elbo", "kl", "bound")
            if k in window[0]},  # elbo and kl, or the iwae/fivo bound
-        "valid_elbo_per_step": v_elbo, "best_valid_elbo_per_step": state.best,
+        "valid_elbo_per_step": v_elbo, "watched": watched_score(tc), "valid_score_per_step": score,
+        "best_valid_score_per_step": state.best,
         "steps_per_s": len(window) / max(seconds, 1e-9),
         "units": "nats per time step (total over total steps), model units",
     }
@@ -477,8 +511,8 @@ def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: 
 
 
 def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torch.device) -> str | None:
-    """Why the run stops after this evaluation, if it does: patience spent, or the wall-clock budget
-    (rank 0's clock decides)."""
+    """Why the run stops after this evaluation, if it does: patience spent (with every learning-rate
+    drop used, :meth:`RunState.drop_at_plateau`), or the wall-clock budget (rank 0's clock decides)."""
     if state.bad_evals >= tc.patience:
         return "early_stopping"
     if tc.max_minutes > 0 and dd.broadcast(float(state.elapsed >= 60 * tc.max_minutes), device) > 0:
