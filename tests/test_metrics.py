@@ -1,0 +1,94 @@
+"""vrnn.metrics on signals whose answer is known: tones and noise, a step change in energy, drawings
+that keep or change their style."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vrnn.errors import VrnnError
+from vrnn.metrics import (average_log_spectrum, energy_change, high_frequency_ratio, log_spectral_distance,
+                          spectral_flux, style_drift, transition_alignment)
+
+RATE = 8000
+
+
+def tone(hz: float, seconds: float = 1.0, amp: float = 0.5, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(RATE * seconds)) / RATE
+    noise = 2e-3 * amp * np.random.default_rng(seed).standard_normal(t.size)  # the same spectral shape at any loudness
+    return amp * np.sin(2 * np.pi * hz * t + seed) + noise
+
+
+def white(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    return 0.3 * np.random.default_rng(seed).standard_normal(int(RATE * seconds))
+
+
+def test_the_average_spectrum_peaks_at_a_tones_frequency():
+    freqs, db = average_log_spectrum(tone(1000), RATE)
+    assert abs(freqs[np.argmax(db)] - 1000) <= RATE / 256
+    _, flat = average_log_spectrum(white(), RATE)
+    assert np.ptp(flat[2:-2]) < 10 < np.ptp(db)  # white noise: flat within a few dB; a tone: tens of dB
+
+
+def test_log_spectral_distance_tells_noise_from_a_tone_and_ignores_loudness():
+    same_kind = log_spectral_distance(tone(440, seed=1), tone(440, seed=2), RATE)
+    louder = log_spectral_distance(tone(440, amp=0.05, seed=1), tone(440, seed=2), RATE)
+    noise = log_spectral_distance(white(seed=1), tone(440, seed=2), RATE)
+    noise_pair = log_spectral_distance(white(seed=1), white(seed=2), RATE)
+    assert same_kind < 3 and louder < 3 and noise_pair < 3
+    assert noise > 10 * max(same_kind, noise_pair)
+    assert log_spectral_distance(tone(440, amp=0.05), tone(440), RATE, normalise=False) > 15  # 20 dB quieter
+
+
+def test_high_frequency_ratio_of_noise_is_its_bandwidth_share_and_of_a_low_tone_near_zero():
+    assert high_frequency_ratio(white(), RATE, 2000) == pytest.approx(0.5, abs=0.05)  # flat up to 4 kHz
+    assert high_frequency_ratio(tone(300), RATE, 2000) < 1e-3
+    assert high_frequency_ratio(tone(3000), RATE, 2000) > 0.99
+    with pytest.raises(VrnnError, match="Nyquist"):
+        high_frequency_ratio(white(), RATE, 5000)
+
+
+def frames_with_a_step(at: int = 20, steps: int = 40, size: int = 200) -> np.ndarray:
+    """A tone that jumps 10-fold in amplitude and changes pitch at frame ``at``."""
+    t = np.arange(steps * size) / RATE
+    wave = np.where(t < at * size / RATE, 0.05 * np.sin(2 * np.pi * 300 * t), 0.5 * np.sin(2 * np.pi * 900 * t))
+    return wave.reshape(steps, size)
+
+
+def test_transition_signals_peak_at_the_step_change():
+    f = frames_with_a_step(at=20)
+    for signal in (spectral_flux(f), energy_change(f)):
+        assert np.isnan(signal[0]) and np.nanargmax(signal) == 20
+        rest = np.delete(signal[1:], 19)
+        assert signal[20] > 10 * np.nanmax(rest)
+
+
+def test_alignment_is_high_for_a_signal_that_follows_transitions_and_chance_for_one_that_does_not():
+    rng = np.random.default_rng(0)
+    flux = spectral_flux(np.repeat(rng.standard_normal((60, 1)), 200, axis=1) * rng.standard_normal((60, 200)))
+    follows = flux + 0.1 * np.nanstd(flux) * rng.standard_normal(60)
+    unrelated = rng.standard_normal(60)
+    good, bad = transition_alignment(follows, flux, seed=1), transition_alignment(unrelated, flux, seed=1)
+    assert good["spearman"] > 0.8 and good["p_value"] < 0.01 and good["steps"] == 59
+    assert abs(good["shuffled_mean"]) < 0.05 and good["shuffled_sd"] < 0.2
+    assert abs(bad["spearman"]) < 3 * bad["shuffled_sd"] and bad["p_value"] > 0.01
+    with pytest.raises(VrnnError, match="steps"):
+        transition_alignment(follows[:10], flux)
+
+
+def drawing(steps: int, step_length: float, seed: int, curl: float = 0.3) -> np.ndarray:
+    """A stroke-3 drawing: pen steps of a given length turning by ``curl`` radians on average, a lift every 10."""
+    rng = np.random.default_rng(seed)
+    angle = np.cumsum(curl * rng.standard_normal(steps))
+    d = np.stack([step_length * np.cos(angle), step_length * np.sin(angle), np.zeros(steps)], 1)
+    d[9::10, 2] = 1
+    return d
+
+
+def test_style_drift_is_small_for_one_style_and_large_when_the_style_changes_halfway():
+    steady = drawing(400, 1.0, seed=0)
+    changed = np.concatenate([drawing(200, 1.0, seed=1), drawing(200, 3.0, seed=2)])  # steps 3× longer
+    curlier = np.concatenate([drawing(200, 1.0, seed=3, curl=0.1), drawing(200, 1.0, seed=4, curl=1.5)])
+    assert style_drift(steady) < 0.2
+    assert style_drift(changed) > 0.9 and style_drift(curlier) > 0.9
+    with pytest.raises(VrnnError, match="stroke-3"):
+        style_drift(np.zeros((3, 3)))
