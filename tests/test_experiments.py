@@ -166,8 +166,10 @@ def test_train_only_trains_and_exports_and_eval_only_then_renders(repo):
     assert _run(repo, runs=["rnn"], train_only=True) is None
     folder = repo / "benchmarks" / "tiny"
     assert [p.name for p in (folder / "checkpoints").rglob("*.pt")] == ["rnn.pt"]
+    assert _run(repo, runs=["vrnn"], seeds=[1], train_only=True) is None  # --seeds: only seed 1 of the run
+    assert sorted(p.name for p in (folder / "checkpoints").rglob("*.pt")) == ["rnn.pt", "vrnn-seed1.pt"]
     assert not (folder / "results.json").exists() and not (folder / "RESULTS.md").exists()
     out = _run(repo, eval_only=True)
-    assert "| RNN |" in out.read_text() and "VRNN" not in out.read_text().split("## ")[1]
+    assert "| RNN |" in out.read_text() and "| VRNN (seed 1) |" in out.read_text() and "seed 0" not in out.read_text()
     with pytest.raises(VrnnError, match="exclude each other"):
         _run(repo, eval_only=True, train_only=True)

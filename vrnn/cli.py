@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(default $VRNN_BENCHMARK_DATA, else shared/data beside the repository)")
     s.add_argument("--work", help="folder for the training runs (default runs/experiments/NAME)")
     s.add_argument("--runs", metavar="A,B", help="train only these runs (all are still evaluated)")
+    s.add_argument("--seeds", metavar="0,1", help="train only these seeds of the runs")
     s.add_argument("--resume", action="store_true", help="continue the runs found in --work")
     s.add_argument("--minutes", type=float, default=0.0,
                    help="stop starting new training segments after this many minutes (continue with --resume)")
@@ -306,12 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    try:
+        return None if text is None else [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise VrnnError(f"--seeds {text!r}: give seeds as integers separated by commas, e.g. --seeds 0,1") from None
+
+
 def _cmd_experiment(args) -> None:
     from .experiments.runner import run_experiment
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
-                   runs=[r for r in (args.runs or "").split(",") if r], resume=args.resume, minutes=args.minutes,
-                   overrides=args.set, quiet=args.quiet, retrain=args.retrain, train_only=args.train_only)
+                   runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds), resume=args.resume,
+                   minutes=args.minutes, overrides=args.set, quiet=args.quiet, retrain=args.retrain,
+                   train_only=args.train_only)
 
 
 def _cmd_bench(args) -> None:

@@ -174,7 +174,8 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
 
 
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
-                   work: str | Path | None = None, runs: list[str] | None = None, resume: bool = False,
+                   work: str | Path | None = None, runs: list[str] | None = None,
+                   seeds: list[int] | None = None, resume: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
                    retrain: bool = False, train_only: bool = False) -> Path | None:
     """``vrnn experiment``: train (unless ``eval_only``), evaluate and render (unless ``train_only``); returns
@@ -197,7 +198,7 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     if not eval_only:
         deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
         for run, d, seed in exp.cells():
-            if runs and run.name not in runs:
+            if (runs and run.name not in runs) or (seeds is not None and seed not in seeds):
                 continue
             if exp.checkpoint(run, d, seed).is_file() and not retrain:
                 print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
