@@ -173,6 +173,26 @@ def test_a_run_resumed_across_learning_rate_drops_is_exact(tmp_path, real_npz):
     assert logs[0][-1]["lr_drops"] > 0  # the run did drop its rate (else this test shows nothing)
 
 
+def test_a_warm_up_in_epochs_lasts_as_many_passes_over_any_training_split(tmp_path):
+    """train.kl_warmup_epochs: the same config anneals over the same number of epochs on a data set
+    3 times larger (3 times the steps); giving both warm-ups is refused."""
+    from conftest import write_arrays
+
+    warmups = []
+    for n in (16, 48):
+        src = write_arrays(tmp_path / f"d{n}.npz", sizes=(n, 4, 4))
+        cfg = tiny_config("vrnn", "conditional", source=str(src), batch_size=8, max_steps=8, eval_every=1,
+                          kl_start=0.0, kl_warmup_epochs=2.0)
+        fit(cfg, tmp_path / f"r{n}", progress=False)
+        log = [json.loads(line) for line in open(tmp_path / f"r{n}" / "log.jsonl")]
+        steps = 2 * n // 8  # 2 epochs of n / 8 batches
+        assert [r["kl_weight"] for r in log] == pytest.approx([min(1.0, s / steps) for s in range(8)])
+        warmups.append(steps)
+    assert warmups == [4, 12]
+    with pytest.raises(VrnnError, match="both set"):
+        tiny_config("vrnn", "conditional", kl_warmup_steps=10, kl_warmup_epochs=1.0)
+
+
 def test_time_budget_stops_at_the_first_evaluation_past_it(tmp_path, real_npz):
     cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=50, eval_every=2, max_minutes=1e-9)
     result = fit(cfg, tmp_path / "run", progress=False)

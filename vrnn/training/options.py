@@ -1,9 +1,11 @@
 """``[train]`` of a config: the optimiser, the schedules, stopping rules and where to run."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..errors import VrnnError
 from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches, one_of
 
 NON_NEGATIVE = at_least(0)
@@ -23,6 +25,8 @@ class TrainConfig(Checked):
     clip_norm: float = 10.0  # gradient-norm clipping before every optimiser step; 0 disables
     kl_start: float = 1.0  # KL weight at step 0, raised linearly to 1 over kl_warmup_steps
     kl_warmup_steps: int = 0
+    kl_warmup_epochs: float = 0.0  # the warm-up in passes over the training split instead (steps = epochs ×
+    # batches per epoch), so the same config anneals alike on a data set of any size; replaces kl_warmup_steps
     eval_every: int = 200  # steps between validation evaluations (and checkpoints)
     patience: int = 10  # evaluations without a better validation score (stop_on) before stopping
     lr_drops: int = 0  # plateaus survived before stopping: at each, the learning rate is multiplied by
@@ -51,6 +55,7 @@ class TrainConfig(Checked):
         "clip_norm": at_least(0, " (0 turns clipping off)"),
         "kl_start": in_range(0, 1, closed=True),
         "kl_warmup_steps": NON_NEGATIVE,
+        "kl_warmup_epochs": at_least(0, " (0: use kl_warmup_steps)"),
         "eval_every": POSITIVE,
         "patience": POSITIVE,
         "lr_drops": NON_NEGATIVE,
@@ -63,6 +68,20 @@ class TrainConfig(Checked):
         "particles": POSITIVE,
         "stop_on": one_of(("objective", "elbo")),
     }
+
+    def check(self, where: str = "config") -> None:
+        super().check(where)
+        if self.kl_warmup_epochs > 0 and self.kl_warmup_steps > 0:
+            raise VrnnError(f"{where}: train.kl_warmup_steps and train.kl_warmup_epochs are both set; keep one "
+                            "(epochs fit data sets of any size)")
+
+    def in_steps(self, batches_per_epoch: int) -> TrainConfig:
+        """This config with the warm-up given in epochs converted to steps, for a training split of
+        ``batches_per_epoch`` (global) batches; unchanged when it is given in steps."""
+        if self.kl_warmup_epochs <= 0:
+            return self
+        return dataclasses.replace(self, kl_warmup_steps=max(1, round(self.kl_warmup_epochs * batches_per_epoch)),
+                                   kl_warmup_epochs=0.0)
 
     # the settings that say when a run stops: a resumed run may change them (the rest must match)
     STOPPING: ClassVar[tuple[str, ...]] = ("max_steps", "max_minutes", "patience", "lr_drops")

@@ -273,7 +273,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
            dd: Distributed, device: torch.device) -> FitResult:
     """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``."""
     cfg, data, norm = prepare_data(cfg, data)
-    tc = cfg.train
+    tc = cfg.train.in_steps(math.ceil(len(data.splits["train"]) / cfg.train.batch_size))
     dd.barrier()  # every rank has checked --out before rank 0 writes to it
     learner, state = Learner(cfg.model, tc, dd, device), RunState()
     if ckpt is not None:
