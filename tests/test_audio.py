@@ -11,7 +11,8 @@ import torch
 
 sf = pytest.importorskip("soundfile", reason="the audio extra (soundfile, scipy) is not installed")
 
-from vrnn.analysis import analyze_checkpoint, latent_trace, waveforms_figure  # noqa: E402
+from vrnn.analysis import (analyze_checkpoint, latent_alignment, latent_trace, sample_quality,  # noqa: E402
+                           waveforms_figure)
 from vrnn.checkpoint import load_model  # noqa: E402
 from vrnn.cli import main  # noqa: E402
 from vrnn.config import config_from_dict  # noqa: E402
@@ -286,3 +287,22 @@ def test_waveforms_figure(env, tmp_path):
     assert list(rows)[0] == "training data" and len(rows) == 3
     assert all(len(w) == 8000 and np.isfinite(w).all() for w in rows.values())
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_quality_puts_an_untrained_models_noise_further_from_held_out_tones_than_they_are(env):
+    """The test corpus is tones in light noise; a 2-step model samples near-white noise."""
+    q = sample_quality(env["ckpt"]["vrnn"], n=6)
+    assert q["lsd_db"].shape == q["hf_ratio"].shape == (6,) and q["rate"] == 8000 and q["cutoff_hz"] == 2000
+    assert q["seconds"] == pytest.approx(0.25)
+    assert q["lsd_db"].min() > q["heldout_lsd_db"].max()
+    assert q["hf_ratio"].mean() > 5 * q["heldout_hf_ratio"].mean()
+
+
+def test_latent_alignment_pools_held_out_sequences_against_a_within_sequence_shuffle(env):
+    data = load_prepared(env["path"])
+    a = latent_alignment(env["ckpt"]["vrnn"], shuffles=50)
+    assert a["sequences"] == len(data.splits["test"])
+    assert a["steps"] == sum(len(s) - 1 for s in data.splits["test"])  # t = 0 has no change
+    assert -1 <= a["spearman"] <= 1 and 0 < a["p_value"] <= 1
+    with pytest.raises(VrnnError, match="not an audio model|no latent"):
+        latent_alignment(env["ckpt"]["rnn"], shuffles=5)

@@ -75,6 +75,19 @@ def test_alignment_is_high_for_a_signal_that_follows_transitions_and_chance_for_
         transition_alignment(follows[:10], flux)
 
 
+def test_shuffling_within_sequences_removes_only_the_alignment_in_time():
+    """Pooled sequences whose levels differ: a latent signal that only knows each sequence's level
+    correlates with the transitions overall, but no more than with time shuffled within sequences."""
+    rng = np.random.default_rng(3)
+    level = np.repeat(rng.uniform(1, 10, 20), 10)
+    groups = np.repeat(np.arange(20), 10)
+    flux = level * rng.uniform(0.5, 1.5, 200)
+    knows_level = level + 0.01 * rng.standard_normal(200)
+    pooled, within = (transition_alignment(knows_level, flux, shuffles=300, groups=g) for g in (None, groups))
+    assert pooled["spearman"] > 0.5 and pooled["p_value"] < 0.01  # global shuffling calls it aligned
+    assert within["shuffled_mean"] > 0.5 and within["p_value"] > 0.05  # within-sequence shuffling does not
+
+
 def drawing(steps: int, step_length: float, seed: int, curl: float = 0.3) -> np.ndarray:
     """A stroke-3 drawing: pen steps of a given length turning by ``curl`` radians on average, a lift every 10."""
     rng = np.random.default_rng(seed)

@@ -148,3 +148,64 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     waveforms_png(out, rows, rate, zoom)
     return rows
 
+
+
+def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = None, split: str = "test",
+                   cutoff_hz: float | None = None, seed: int = 0, device: str = "cpu") -> dict:
+    """Claim 3 of Chung et al. (2015), measured: ``n`` unconditional samples of an audio model against
+    the held-out ``split`` of its data set (:mod:`vrnn.metrics`).
+
+    For each sample (``seconds`` long, default one training sequence): the log-spectral distance (dB,
+    shape only) between its average spectrum and the held-out split's, and the share of its energy
+    above ``cutoff_hz`` (default a quarter of the sampling rate). The same for each held-out sequence
+    gives the reference: how far real audio of the same length lies from the split's spectrum.
+    Returns ``lsd_db`` and ``hf_ratio`` (n,), ``heldout_lsd_db`` and ``heldout_hf_ratio`` (one per
+    held-out sequence), ``rate``, ``cutoff_hz`` and ``seconds``.
+    """
+    from .data import DataConfig, load_dataset
+    from .data.audio import steps_for_seconds
+    from .metrics import high_frequency_ratio, log_spectral_distance
+    from .sampling import sample
+
+    model, norm, ckpt = load_model(checkpoint)
+    meta = ckpt.get("data_meta", {})
+    if "rate" not in meta:
+        raise VrnnError(f"{checkpoint}: not an audio model (its data have no sampling rate)")
+    rate = int(meta["rate"])
+    cutoff = rate / 4 if cutoff_hz is None else cutoff_hz
+    heldout = load_dataset(DataConfig(**ckpt["config"]["data"])).splits[split]
+    reference = np.concatenate([a.reshape(-1) for a in heldout])
+    steps = steps_for_seconds(meta, seconds) if seconds is not None else len(heldout[0])
+    waves = sample(model.to(resolve_device(device, setting="--device")), steps, n, norm, seed).reshape(n, -1)
+    score = lambda ws: (np.array([log_spectral_distance(w, reference, rate) for w in ws]),  # noqa: E731
+                        np.array([high_frequency_ratio(w, rate, cutoff) for w in ws]))
+    lsd, hf = score(waves)
+    heldout_lsd, heldout_hf = score([a.reshape(-1) for a in heldout])
+    return {"lsd_db": lsd, "hf_ratio": hf, "heldout_lsd_db": heldout_lsd, "heldout_hf_ratio": heldout_hf,
+            "rate": rate, "cutoff_hz": cutoff, "seconds": waves.shape[1] / rate}
+
+
+def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = "delta", transition: str = "flux",
+                     max_sequences: int = 200, shuffles: int = 1000, seed: int = 0) -> dict:
+    """Claim 5 (Fig. 2), measured over a held-out split: the rank correlation between a latent signal
+    (``delta``: δ_t, or ``kl``: the step's KL) and the audio's own transitions (``flux``: spectral flux, or
+    ``energy``: change of log energy), pooled over up to ``max_sequences`` sequences, against time
+    shuffled within each sequence (:func:`vrnn.metrics.transition_alignment`)."""
+    from .data import DataConfig, load_dataset
+    from .metrics import energy_change, spectral_flux, transition_alignment
+
+    if signal not in ("delta", "kl") or transition not in ("flux", "energy"):
+        raise VrnnError(f"signal={signal!r}, transition={transition!r}: choose delta or kl, and flux or energy")
+    model, norm, ckpt = load_model(checkpoint)
+    if "rate" not in ckpt.get("data_meta", {}):
+        raise VrnnError(f"{checkpoint}: not an audio model (its data have no sampling rate)")
+    seqs = load_dataset(DataConfig(**ckpt["config"]["data"])).splits[split][:max_sequences]
+    change = spectral_flux if transition == "flux" else energy_change
+    lat, trans, groups = [], [], []
+    for i, frames in enumerate(seqs):
+        res = latent_trace(model, norm(frames), seed=seed + i)
+        lat.append(res["delta"] if signal == "delta" else res["kl"].sum(1))
+        trans.append(change(frames))
+        groups.append(np.full(len(frames), i))
+    out = transition_alignment(np.concatenate(lat), np.concatenate(trans), shuffles, seed, np.concatenate(groups))
+    return out | {"signal": signal, "transition": transition, "sequences": len(seqs)}

@@ -100,25 +100,36 @@ def energy_change(frames) -> np.ndarray:
     return np.concatenate([[np.nan], np.abs(np.diff(log_e))])
 
 
-def transition_alignment(latent, transition, shuffles: int = 1000, seed: int = 0) -> dict:
+def transition_alignment(latent, transition, shuffles: int = 1000, seed: int = 0, groups=None) -> dict:
     """How well a per-step latent signal (δ_t or the per-step KL, (T,)) lines up with a transition
     signal of the data ((T,), e.g. :func:`spectral_flux`), against time shuffled.
 
-    Steps where either is NaN are left out. Returns ``spearman`` (the rank correlation), ``shuffled_mean``
-    and ``shuffled_sd`` (the correlation over ``shuffles`` random permutations of the transition signal's
-    steps: what chance alignment gives), ``p_value`` (share of shuffles at least as correlated, with
-    the +1 correction) and ``steps``."""
+    Steps where either is NaN are left out. ``groups`` ((T,), e.g. the sequence each step belongs to,
+    when several sequences are pooled) makes the shuffles permute steps only within their group, so
+    the baseline keeps what differs between sequences and removes only the alignment in time.
+    Returns ``spearman`` (the rank correlation), ``shuffled_mean`` and ``shuffled_sd`` (the correlation
+    over ``shuffles`` random permutations of the transition signal's steps: what chance alignment
+    gives), ``p_value`` (share of shuffles at least as correlated, with the +1 correction) and ``steps``."""
     a, b = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (latent, transition))
     if a.shape != b.shape:
         raise VrnnError(f"transition_alignment: latent signal has {a.size} steps, transition signal {b.size}")
+    g = np.zeros(a.size, dtype=np.int64) if groups is None else np.asarray(groups).reshape(-1)
+    if g.shape != a.shape:
+        raise VrnnError(f"transition_alignment: {g.size} group labels for {a.size} steps")
     keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
+    a, b, g = a[keep], b[keep], g[keep]
     if a.size < 4:
         raise VrnnError(f"transition_alignment: {a.size} steps where both signals are finite; need at least 4")
     spearman = _scipy("transition_alignment").stats.spearmanr
     r = float(spearman(a, b).statistic)
     rng = np.random.default_rng(seed)
-    null = np.array([spearman(a, rng.permutation(b)).statistic for _ in range(shuffles)])
+    members = [np.flatnonzero(g == label) for label in np.unique(g)]
+    null = np.empty(shuffles)
+    for i in range(shuffles):
+        shuffled = b.copy()
+        for idx in members:
+            shuffled[idx] = b[rng.permutation(idx)]
+        null[i] = spearman(a, shuffled).statistic
     return {"spearman": r, "shuffled_mean": float(null.mean()), "shuffled_sd": float(null.std(ddof=1)),
             "p_value": float((1 + (null >= r).sum()) / (1 + shuffles)), "steps": int(a.size)}
 
