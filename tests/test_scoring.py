@@ -112,3 +112,19 @@ def test_injected_segments_and_the_roc_auc():
     assert roc_auc(np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.7]), labels) == 1.0
     assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]), labels) == 0.0
     assert roc_auc(np.ones(6), labels) == 0.5  # ties count half
+
+
+def test_injected_audio_anomalies_are_a_noise_burst_or_a_dropped_frame():
+    from vrnn.experiments.anomaly import inject_audio
+
+    t = np.arange(10 * 200) / 8000
+    seqs = [(0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).reshape(10, 200).astype(np.float32) for i in range(4)]
+    bad, labels, kinds = inject_audio(seqs, seed=2)
+    assert kinds == ["noise burst", "dropped frame"] * 2 and all(lab.sum() == 1 for lab in labels)
+    for x, y, lab, kind in zip(seqs, bad, labels, kinds):
+        t0 = int(np.flatnonzero(lab)[0])
+        if kind == "noise burst":
+            assert y.shape == x.shape and (x[~lab] == y[~lab]).all() and not np.allclose(x[t0], y[t0])
+            assert np.sqrt((y[t0] ** 2).mean()) == pytest.approx(np.sqrt((x ** 2).mean()), rel=0.2)  # same level
+        else:  # frame t0 is gone: the sequence is one frame shorter and continues with frame t0 + 1
+            assert len(y) == len(x) - 1 and (y[:t0] == x[:t0]).all() and (y[t0:] == x[t0 + 1:]).all()

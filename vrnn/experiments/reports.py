@@ -299,26 +299,29 @@ def seed_summary(found: list) -> list[str]:
 
 
 def anomaly_section(exp, results: dict, data: str, found: list) -> list[str]:
-    """``report_options.anomaly``: per-step scores of the test pieces with injected segments (:mod:`.anomaly`)."""
-    opts = exp.report_options.get("anomaly")
+    """``report_options.anomaly`` (or ``anomaly-<data>``, for one data set): per-step scores of the test
+    sequences with injected segments (:mod:`.anomaly`)."""
+    opts = exp.report_options.get(f"anomaly-{data}", exp.report_options.get("anomaly"))
     if not opts or not any(run.name in opts.get("runs", []) for run, *_ in found):
         return []
     from ..checkpoint import load_model
     from ..data import DataConfig, load_dataset
-    from .anomaly import KINDS, anomaly_aucs
+    from .anomaly import anomaly_aucs, kinds_for
 
     seed, particles = int(opts.get("seed", 0)), int(opts.get("particles", 100))
-    test = load_dataset(DataConfig(source=results["data"][data]["source"])).splits["test"]
+    loaded = load_dataset(DataConfig(source=results["data"][data]["source"]))
+    kind = loaded.meta.get("kind", "pianoroll")
+    kinds = kinds_for(kind)
     lines = ["### Anomaly detection with per-step scores", "", opts.get("intro", ""), "",
-             "| model (score) | " + " | ".join(f"ROC AUC, {k}" for k in (*KINDS, "all")) + " |",
-             "| --- |" + " ---: |" * (len(KINDS) + 1)]
+             "| model (score) | " + " | ".join(f"ROC AUC, {k}" for k in (*kinds, "all")) + " |",
+             "| --- |" + " ---: |" * (len(kinds) + 1)]
     for run, key, label, r, info in found:
         if run.name not in opts.get("runs", []):
             continue
         model, norm, _ = load_model(exp.root / r["checkpoint"])
         how = "exact" if model.z_dim == 0 else f"particle filter, K = {particles}"
-        aucs = anomaly_aucs(model, norm, test, seed, particles)
-        lines.append(f"| {label} ({how}) | " + " | ".join(f"{aucs[k]:.3f}" for k in (*KINDS, "all")) + " |")
+        aucs = anomaly_aucs(model, norm, loaded.splits["test"], seed, particles, data_kind=kind)
+        lines.append(f"| {label} ({how}) | " + " | ".join(f"{aucs[k]:.3f}" for k in (*kinds, "all")) + " |")
     return lines + [""]
 
 
