@@ -47,7 +47,8 @@ def rows(exp, results: dict, data: str):
 
 
 def learning_curves(exp, results: dict) -> list[Path]:
-    """One PNG per data set: validation ELBO against steps and against training minutes, every run on it."""
+    """One PNG per data set: the validation score early stopping watched (the ELBO, or the bound a run
+    trains) against steps and against training minutes, every run on it."""
     written = []
     for data in results["evaluations"]:
         curves = [(label, info["curve"]) for _, _, label, _, info in rows(exp, results, data) if info.get("curve")]
@@ -55,13 +56,17 @@ def learning_curves(exp, results: dict) -> list[Path]:
             continue
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, sharey=True)
-        for label, curve in curves:
-            v = [c["valid_elbo_per_step"] for c in curve]
+        bounds = False
+        for label, curve in curves:  # the score early stopping watched: the ELBO, or the bound a run trains
+            v = [c.get("valid_score_per_step", c["valid_elbo_per_step"]) for c in curve]
+            bounds |= any(c.get("valid_score_per_step", c["valid_elbo_per_step"]) != c["valid_elbo_per_step"]
+                          for c in curve)
             axes[0].plot([c["step"] for c in curve], v, label=label)
             axes[1].plot([c["elapsed_s"] / 60 for c in curve], v, label=label)
         axes[0].set_xlabel("training step")
         axes[1].set_xlabel("training wall-clock minutes")
-        axes[0].set_ylabel("validation ELBO (nats per step, total/total)")
+        axes[0].set_ylabel(("validation score watched: ELBO, or the IWAE/FIVO bound trained" if bounds else
+                            "validation ELBO") + " (nats per step, total/total)", fontsize=8 if bounds else None)
         axes[0].set_title(data)
         axes[1].legend(fontsize=8)
         fig.tight_layout()
