@@ -193,6 +193,27 @@ def test_a_warm_up_in_epochs_lasts_as_many_passes_over_any_training_split(tmp_pa
         tiny_config("vrnn", "conditional", kl_warmup_steps=10, kl_warmup_epochs=1.0)
 
 
+@pytest.mark.parametrize("flush", [True, False])
+def test_subnormals_are_flushed_while_training_and_restored_after(tmp_path, real_npz, monkeypatch, flush):
+    """train.flush_denormal: training runs with subnormal floats flushed to zero (the CPU's slow path
+    otherwise), and the process is back to IEEE subnormals afterwards."""
+    seen = []
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: (seen.append(on), real(on))[1])
+    original = fit.__globals__["_train"]
+
+    def probe(*args, **kw):  # what a multiplication inside training sees
+        seen.append(("tiny", (torch.tensor([1e-39]) * 1.0).item()))
+        return original(*args, **kw)
+
+    monkeypatch.setitem(fit.__globals__, "_train", probe)
+    fit(tiny_config("rnn", None, source=str(real_npz), max_steps=2, eval_every=2, flush_denormal=flush),
+        tmp_path / "r", progress=False)
+    assert seen[0] is flush and seen[-1] is False
+    assert seen[1] == ("tiny", 0.0 if flush else pytest.approx(1e-39, rel=1e-3))
+    assert (torch.tensor([1e-39]) * 1.0).item() > 0
+
+
 def test_time_budget_stops_at_the_first_evaluation_past_it(tmp_path, real_npz):
     cfg = tiny_config("vrnn", "conditional", source=str(real_npz), max_steps=50, eval_every=2, max_minutes=1e-9)
     result = fit(cfg, tmp_path / "run", progress=False)

@@ -242,8 +242,10 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         ckpt = _resume_checkpoint(out, cfg, allow_changes) if resume else None
         if ckpt is not None and dd.main:
             _complete(out, ckpt)
+        torch.set_flush_denormal(cfg.train.flush_denormal)  # CPU only; where unsupported it is a no-op
         return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
     finally:
+        torch.set_flush_denormal(False)  # the default, for whatever runs after training in this process
         if lock is not None:
             lock.release()
         dd.close()
