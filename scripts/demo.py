@@ -1,7 +1,7 @@
 """`make demo`: the main job on the built-in data.
 
-Prepares Bach's chorales (music21 corpus) as piano rolls, trains an RNN, a VRNN-I and a
-VRNN with Bernoulli outputs (configs/demo/*.toml), evaluates the ELBO and the
+Prepares Bach's chorales (music21 corpus) as piano rolls, trains an RNN, a VRNN and an
+SRNN with Bernoulli outputs (configs/demo/*.toml), evaluates the ELBO and the
 log-likelihood (exact for the RNN, importance-sampled with K = 40 for the latent models)
 on the test split, and writes ``results/``: results.md and results.json (one table with
 units), the checkpoints, and a sampled chorale as MIDI and PNG.
@@ -27,19 +27,21 @@ from vrnn.data.recipes import prepare  # noqa: E402
 from vrnn.training.trainer import fit  # noqa: E402
 from vrnn.hardware import describe_hardware as hardware  # noqa: E402
 
-MODELS = ["rnn", "vrnn-i", "vrnn"]
+MODELS = ["rnn", "vrnn", "srnn"]
+SAMPLED = "srnn"  # the model the demo samples a chorale from
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| model | parameters | best step | train time | test ELBO | test log-likelihood | log-likelihood method | log-lik − ELBO |\n"
-            "|---|---:|---:|---:|---:|---:|---|---:|\n")
+    head = ("| model | parameters | best step | train time | test ELBO | test log-likelihood | log-likelihood method | "
+            "log-lik − ELBO | KL per step |\n|---|---:|---:|---:|---:|---:|---|---:|---:|\n")
     body = ""
     for r in rows:
         e, ll = r["elbo"], r["log_likelihood"]
         method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
         body += (f"| {r['model']} | {r['parameters']:,} | {r['step']} | {r['train_seconds']:.0f} s | "
                  f"{e['per_step_total']:.3f} ({e['per_sequence']:.1f}) | {ll['per_step_total']:.3f} "
-                 f"({ll['per_sequence']:.1f}) | {method} | {ll['per_step_total'] - e['per_step_total']:+.4f} |\n")
+                 f"({ll['per_sequence']:.1f}) | {method} | {ll['per_step_total'] - e['per_step_total']:+.4f} | "
+                 f"{r['kl']['per_step_total']:.3f} |\n")
     return head + body
 
 
@@ -78,8 +80,8 @@ def main() -> None:
         report["config"] = str((ROOT / "configs" / "demo" / f"{name}.toml").relative_to(ROOT))
         rows.append(report)
 
-    print("== sampling a chorale from the VRNN ==", flush=True)
-    written = sample_checkpoint(out / "checkpoints" / "vrnn" / "best.pt", steps=64, out=out / "vrnn-sample.mid")
+    print(f"== sampling a chorale from the {SAMPLED.upper()} ==", flush=True)
+    written = sample_checkpoint(out / "checkpoints" / SAMPLED / "best.pt", steps=64, out=out / f"{SAMPLED}-sample.mid")
     total = time.perf_counter() - t0
 
     md = (
@@ -89,8 +91,9 @@ def main() -> None:
         "Units: **nats per time step** (total log-likelihood over total steps), with **nats per sequence** (mean "
         "over pieces) in parentheses. Higher is better. The data are binary and not normalised, so these are "
         "original units. The RNN's log-likelihood is exact; the latent-variable models' is the importance-sampled "
-        f"estimate log (1/K) Σ_k p(x, z^k)/q(z^k | x) with K = {args.iw_samples}; the last column is its margin over "
-        "the ELBO (≥ 0 in expectation).\n\n"
+        f"estimate log (1/K) Σ_k p(x, z^k)/q(z^k | x) with K = {args.iw_samples}, then its margin over the ELBO (≥ 0 in "
+        "expectation). KL per step: how much the posterior departs from the prior, i.e. how much the latent variables "
+        "are used (near 0: the model ignores them and is an RNN in effect).\n\n"
         + table(rows)
         + f"\nProduced by `make demo` (`python scripts/demo.py`) in {total / 60:.1f} min on {hardware()}.\n"
         f"Sample: {', '.join(p.name for p in written)}.\n"
@@ -98,7 +101,8 @@ def main() -> None:
     (out / "results.md").write_text(md)
     (out / "results.json").write_text(json.dumps({"results": rows, "hardware": hardware(), "seconds": total},
                                                  indent=2))
-    shutil.copy(ROOT / "configs" / "demo" / "vrnn.toml", out / "vrnn-config.toml")
+    for name in MODELS:
+        shutil.copy(ROOT / "configs" / "demo" / f"{name}.toml", out / f"{name}-config.toml")
     print()
     print(md)
 
