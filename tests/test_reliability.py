@@ -113,7 +113,7 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_pa
                                   "(started ", "wait for it or choose another --out")
         assert first.poll() is None, "the first run must still be training"
         first.send_signal(signal.SIGINT)  # KeyboardInterrupt: the lock goes on this way out too
-        _, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=120)  # 60 s ran out once with 4 jobs on the 2 cores
     finally:
         first.kill()
     assert first.returncode == 130 and "vrnn: interrupted" in err, err
