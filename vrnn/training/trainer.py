@@ -467,13 +467,12 @@ def _validate(scored: SequenceModel, valid: list[np.ndarray], tc: TrainConfig, d
     When a bound is watched, the ELBO is the mean over its K samples (the same expectation)."""
     elbo = score = 0.0
     if dd.main:
-        watched = watched_score(tc)
-        k = 1 if watched == "elbo" else tc.particles
-        scores = score_sequences(scored, valid, k, tc.eval_batch_size, device=device, smc=tc.objective == "fivo"
-                                 and watched != "elbo")
-        steps = scores["lengths"].sum()
-        key = {"elbo": "elbo", "iwae": "log_likelihood", "fivo": "log_likelihood_smc"}[watched.split()[0]]
-        elbo, score = (scores[name].sum().item() / steps.item() for name in ("elbo", key))
+        bound = tc.objective if watched_score(tc) != "elbo" else "elbo"
+        scores = score_sequences(scored, valid, 1 if bound == "elbo" else tc.particles, tc.eval_batch_size,
+                                 device=device, smc=bound == "fivo")
+        key = {"elbo": "elbo", "iwae": "log_likelihood", "fivo": "log_likelihood_smc"}[bound]
+        steps = scores["lengths"].sum().item()
+        elbo, score = (scores[name].sum().item() / steps for name in ("elbo", key))
     return dd.broadcast(elbo, device), dd.broadcast(score, device)
 
 
