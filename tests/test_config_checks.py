@@ -147,11 +147,11 @@ def test_resume_refuses_a_changed_setting_and_lists_it(stopped_run, capsys):
     # the README's old resume example: the same file without the first run's --set train.lr=3e-4
     code, err = run(capsys, "train", *first, "--set", "train.max_steps=3", "--set", "model.emission.min_scale=0.01",
                     "--out", out, "--resume")
-    assert_one_line_error(code, err, "last.pt", "train.lr: 0.0003 (stored) -> 0.001 (given)",
+    assert_one_line_error(code, err, "last.pt", "train.lr: 0.0003 (stored) -> 0.003 (given)",
                           "model.emission.min_scale: 0.001 (stored) -> 0.01 (given)", "--allow-changes")
     assert "train.max_steps:" not in err[0]  # a stopping rule is no difference
     code, err = run(capsys, "train", "--out", out, "--resume", "--set", "train.batch_size=4", "--quiet")
-    assert_one_line_error(code, err, "train.batch_size: 64 (stored) -> 4 (given)")
+    assert_one_line_error(code, err, "train.batch_size: 32 (stored) -> 4 (given)")
     assert ((out / "last.pt").read_bytes(), (out / "log.jsonl").read_text()) == before
 
 
@@ -161,9 +161,9 @@ def test_resume_with_allow_changes_continues_with_the_new_settings_and_logs_them
     assert code == 0, err
     log = _log(out)
     assert [r["step"] for r in log] == [1, 2, 2, 3, 4]
-    assert log[2] == {"step": 2, "config_changes": {"train.lr": {"stored": 3e-4, "given": 1e-3}}}
-    assert [r["lr"] for r in log if "lr" in r] == [3e-4, 3e-4, 1e-3, 1e-3]
-    assert torch.load(out / "last.pt", weights_only=True)["config"]["train"]["lr"] == 1e-3
+    assert log[2] == {"step": 2, "config_changes": {"train.lr": {"stored": 3e-4, "given": 3e-3}}}
+    assert [r["lr"] for r in log if "lr" in r] == [3e-4, 3e-4, 3e-3, 3e-3]
+    assert torch.load(out / "last.pt", weights_only=True)["config"]["train"]["lr"] == 3e-3
 
 
 def test_resume_may_change_when_the_run_stops(stopped_run, capsys):

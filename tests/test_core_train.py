@@ -161,6 +161,17 @@ def test_a_plateau_drops_the_learning_rate_before_patience_stops_the_run(tmp_pat
     assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == 1
 
 
+def test_evaluations_inside_the_kl_warm_up_do_not_spend_patience(tmp_path, real_npz):
+    """The full bound is validated while the KL weight still rises, so it may fall by schedule: patience
+    counts from the end of the warm-up. lr = 1e-30 makes every evaluation after the first a plateau."""
+    cfg = tiny_config("vrnn", "conditional", source=str(real_npz), lr=1e-30, max_steps=50, eval_every=1, patience=2,
+                      kl_start=0.2, kl_warmup_steps=5)
+    result = fit(cfg, tmp_path / "run", progress=False)
+    assert result.stopped == "early_stopping" and result.steps == 7  # 1-5 trained (partly) below weight 1; 6, 7 spend it
+    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert [r["kl_weight"] < 1 for r in log] == [True] * 5 + [False] * 2
+
+
 def test_a_run_resumed_across_learning_rate_drops_is_exact(tmp_path, real_npz):
     kw = dict(source=str(real_npz), eval_every=1, patience=1, lr_drops=6, lr_drop_factor=0.5, lr=0.3)
     straight = fit(tiny_config("vrnn", "conditional", max_steps=10, **kw), tmp_path / "a", progress=False)

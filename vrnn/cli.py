@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--work", help="folder for the training runs (default runs/experiments/NAME)")
     s.add_argument("--runs", metavar="A,B", help="train only these runs (all are still evaluated)")
     s.add_argument("--seeds", metavar="0,1", help="train only these seeds of the runs")
+    s.add_argument("--data", metavar="A,B", help="train only on these data sets of the experiment")
     s.add_argument("--resume", action="store_true", help="continue the runs found in --work")
     s.add_argument("--minutes", type=float, default=0.0,
                    help="stop starting new training segments after this many minutes (continue with --resume)")
@@ -318,7 +319,8 @@ def _cmd_experiment(args) -> None:
     from .experiments.runner import run_experiment
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
-                   runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds), resume=args.resume,
+                   runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds),
+                   datasets=[d for d in (args.data or "").split(",") if d], resume=args.resume,
                    minutes=args.minutes, overrides=args.set, quiet=args.quiet, retrain=args.retrain,
                    train_only=args.train_only)
 

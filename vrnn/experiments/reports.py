@@ -51,18 +51,26 @@ def learning_curves(exp, results: dict) -> list[Path]:
     trains) against steps and against training minutes, every run on it."""
     written = []
     for data in results["evaluations"]:
-        curves = [(label, info["curve"]) for _, _, label, _, info in rows(exp, results, data) if info.get("curve")]
+        curves = [(run, info["curve"]) for run, _, _, _, info in rows(exp, results, data) if info.get("curve")]
         if not curves:
             continue
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100, sharey=True)
-        bounds = False
-        for label, curve in curves:  # the score early stopping watched: the ELBO, or the bound a run trains
+        bounds, colours = False, {}
+        for run, curve in curves:  # the score early stopping watched: the ELBO, or the bound a run trains
             v = [c.get("valid_score_per_step", c["valid_elbo_per_step"]) for c in curve]
             bounds |= any(c.get("valid_score_per_step", c["valid_elbo_per_step"]) != c["valid_elbo_per_step"]
                           for c in curve)
-            axes[0].plot([c["step"] for c in curve], v, label=label)
-            axes[1].plot([c["elapsed_s"] / 60 for c in curve], v, label=label)
+            first = run.name not in colours  # one colour per model, its seeds alike, labelled once
+            colours.setdefault(run.name, f"C{len(colours) % 10}")
+            label = (run.label + (f" ({len(run.seeds)} seeds)" if len(run.seeds) > 1 else "")) if first else None
+            for ax, x in zip(axes, ([c["step"] for c in curve], [c["elapsed_s"] / 60 for c in curve])):
+                ax.plot(x, v, color=colours[run.name], lw=1.2, label=label)
+        # the first fifth of every curve (the steep start) may fall below the frame; the rest stays in it
+        tails = [c.get("valid_score_per_step", c["valid_elbo_per_step"]) for _, curve in curves
+                 for c in curve[len(curve) // 5:]]
+        top, low = max(tails), min(tails)
+        axes[0].set_ylim(low - 0.05 * (top - low + 1e-9), top + 0.05 * (top - low + 1e-9))
         axes[0].set_xlabel("training step")
         axes[1].set_xlabel("training wall-clock minutes")
         axes[0].set_ylabel(("validation score watched: ELBO, or the IWAE/FIVO bound trained" if bounds else
@@ -83,6 +91,32 @@ def write(exp, lines: list[str]) -> Path:
 
 
 # ---- polyphonic music: SRNN Table 2 --------------------------------------------------------
+NORMS = {"total/total": "per_step_total", "mean of pieces": "per_step_mean_of_sequences"}
+
+
+def checkpoint_mb(exp, report: dict) -> float:
+    return (exp.root / report["checkpoint"]).stat().st_size / 2 ** 20
+
+
+def time_to_best(info: dict) -> float | None:
+    """Training seconds at the evaluation ``best.pt`` was taken from (from the learning curve)."""
+    at = [c["elapsed_s"] for c in info.get("curve", []) if c["step"] == info.get("best_step")]
+    return at[0] if at else None
+
+
+def seed_groups(found: list) -> dict:
+    """run spec -> the (label, report, info) of each of its seeds, in file order."""
+    groups: dict = {}
+    for run, _, label, r, info in found:
+        groups.setdefault(run, []).append((label, r, info))
+    return groups
+
+
+def _spread(values: list[float]) -> str:
+    v = np.asarray(values)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
 def polyphonic(exp, results: dict) -> Path:
     k = exp.eval.iw_samples
     lines = [
@@ -91,7 +125,10 @@ def polyphonic(exp, results: dict) -> Path:
         "better). Two normalisations: **total/total** = total log-likelihood of the test set over its total number "
         "of steps; **mean of pieces** = mean over pieces of each piece's per-step average. Log-likelihoods are exact "
         f"for the RNN and importance-sampled with K = {k} posterior samples for the latent-variable "
-        "models (a stochastic lower bound that tightens with K).", "",
+        "models (a stochastic lower bound that tightens with K). A model with several seeds has one row per seed "
+        "and a row **mean ± sd** (standard deviation over seeds). *stopped*: early_stopping (patience spent after "
+        "the last learning-rate drop) or max_steps; *to best*: training minutes until the evaluation the checkpoint "
+        "was taken from.", "", *exp.report_options.get("intro", []), "",
     ]
     published = exp.report_options.get("published", [])
     for data, spec in exp.data.items():
@@ -102,29 +139,64 @@ def polyphonic(exp, results: dict) -> Path:
         lines += [f"## {data}", "", f"Framing: {spec.about}. Test set: {first['num_sequences']} pieces, "
                   f"{first['num_steps']} steps.", "",
                   "| model | ELBO total/total | ELBO mean of pieces | log-lik. total/total | log-lik. mean of pieces "
-                  "| log-lik. method | train steps | train time | trained on |",
-                  "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
-        for run, key, label, r, info in found:
-            method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
-            lines.append(
-                f"| {label} | {fmt(r['elbo']['per_step_total'])} | {fmt(r['elbo']['per_step_mean_of_sequences'])} "
-                f"| {fmt(r['log_likelihood']['per_step_total'])} | {fmt(r['log_likelihood']['per_step_mean_of_sequences'])} "
-                f"| {method} | {info.get('steps', '—')} | {duration(info.get('train_seconds'))} "
-                f"| {info.get('hardware', '—')} |")
-        lines += ["", "Published numbers on this data (SRNN Table 2, as listed in ../shared/data/README.md; the "
-                  "normalisation is the source paper's):", ""]
-        for p in (p for p in published if p["data"] == data):
-            if p.get("value") is None:
-                lines.append(f"- {p['label']}: {p.get('what') or 'different framing'} — not comparable with the rows "
-                             "above.")
-                continue
-            key = "elbo" if p["what"] == "ELBO" else "log_likelihood"
-            gaps = [f"{label} {r[key]['per_step_total'] - p['value']:+.3f}" for run, _, label, r, _ in found
-                    if run.name in p.get("targets", [])]
-            gap_text = f"; ours minus published ({p['what']}, total/total): " + ", ".join(gaps) if gaps else ""
-            lines.append(f"- {p['label']}: {p['what']} {p['value']:.2f}{gap_text}")
-        lines.append("")
+                  "| log-lik. method | train steps | stopped | train time | to best | checkpoint MB | trained on |",
+                  "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |"]
+        for run, group in seed_groups(found).items():
+            for label, r, info in group:
+                method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
+                lines.append(
+                    f"| {label} | {fmt(r['elbo']['per_step_total'])} | {fmt(r['elbo']['per_step_mean_of_sequences'])} "
+                    f"| {fmt(r['log_likelihood']['per_step_total'])} "
+                    f"| {fmt(r['log_likelihood']['per_step_mean_of_sequences'])} | {method} | {info.get('steps', '—')} "
+                    f"| {info.get('stopped', '—')} | {duration(info.get('train_seconds'))} "
+                    f"| {duration(time_to_best(info))} | {checkpoint_mb(exp, r):.1f} | {info.get('hardware', '—')} |")
+            if len(group) > 1:
+                cells = [_spread([r[key][norm] for _, r, _ in group])
+                         for key in ("elbo", "log_likelihood") for norm in NORMS.values()]
+                minutes = [i["train_seconds"] / 60 for _, _, i in group if "train_seconds" in i]
+                lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells)
+                             + f" | | | | {min(minutes):.0f}–{max(minutes):.0f} min | | | |")
+        lines += ["", *polyphonic_targets(published, data, found)]
     return write(exp, lines + curve_links(exp, results))
+
+
+def polyphonic_targets(published: list[dict], data: str, found: list) -> list[str]:
+    """Each published number on ``data`` and, for its ``targets`` runs, ours against it: the mean over seeds
+    and the worst seed (``every_seed = true``: the target is met only if every seed meets it), in the
+    entry's ``normalisation`` (default total/total); ``above = "run"``: every target run's mean above that run's."""
+    lines = ["Published numbers on this data (SRNN Table 2, as listed in ../shared/data/README.md; the "
+             "normalisation is the source paper's):", ""]
+    groups = seed_groups(found)
+    by_name = {run.name: g for run, g in groups.items()}
+    for p in (p for p in published if p["data"] == data):
+        if p.get("value") is None and "above" not in p:
+            lines.append(f"- {p['label']}: {p.get('what') or 'different framing'} — not comparable with the rows above.")
+            continue
+        key = "elbo" if p["what"] == "ELBO" else "log_likelihood"
+        norm = p.get("normalisation", "total/total")
+        verdicts = []
+        for run, group in groups.items():
+            if run.name not in p.get("targets", []):
+                continue
+            v = [r[key][NORMS[norm]] for _, r, _ in group]
+            if "above" in p:
+                base = [r[key][NORMS[norm]] for _, r, _ in by_name.get(p["above"], [])]
+                if not base:
+                    continue
+                ok = float(np.mean(v)) > float(np.mean(base))
+                verdicts.append(f"{run.label} {_spread(v)} vs {np.mean(base):.3f}: "
+                                f"{'above' if ok else 'NOT above'}")
+                continue
+            worst = min(v)
+            ok = worst >= p["value"] if p.get("every_seed") else float(np.mean(v)) >= p["value"]
+            seeds = f", worst of {len(v)} seeds {worst:.3f}" if len(v) > 1 else ""
+            verdicts.append(f"{run.label} {_spread(v)}{seeds} ({float(np.mean(v)) - p['value']:+.3f}): "
+                            f"{'met' if ok else 'NOT met'}")
+        rule = " on every seed" if p.get("every_seed") else ""
+        head = (f"- {p['label']}: {p['what']} {p['value']:.2f}" if p.get("value") is not None
+                else f"- {p['label']}")
+        lines.append(head + (f"; ours ({p['what']}, {norm}{rule}): " + "; ".join(verdicts) if verdicts else "") + ".")
+    return lines + [""]
 
 
 def curve_links(exp, results: dict) -> list[str]:

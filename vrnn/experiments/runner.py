@@ -175,7 +175,7 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
 
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None,
-                   seeds: list[int] | None = None, resume: bool = False,
+                   seeds: list[int] | None = None, datasets: list[str] | None = None, resume: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
                    retrain: bool = False, train_only: bool = False) -> Path | None:
     """``vrnn experiment``: train (unless ``eval_only``), evaluate and render (unless ``train_only``); returns
@@ -189,6 +189,9 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     unknown = [r for r in runs or [] if r not in exp.runs]
     if unknown:
         raise VrnnError(f"--runs: {unknown[0]!r} is not a run of {exp.path}; choose from {', '.join(exp.runs)}")
+    unknown = [d for d in datasets or [] if d not in exp.data]
+    if unknown:
+        raise VrnnError(f"--data: {unknown[0]!r} is not a data set of {exp.path}; choose from {', '.join(exp.data)}")
     if eval_only and train_only:
         raise VrnnError("--eval-only and --train-only exclude each other: choose one")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
@@ -198,7 +201,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     if not eval_only:
         deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
         for run, d, seed in exp.cells():
-            if (runs and run.name not in runs) or (seeds is not None and seed not in seeds):
+            if (runs and run.name not in runs) or (seeds is not None and seed not in seeds) or (
+                    datasets and d not in datasets):
                 continue
             if exp.checkpoint(run, d, seed).is_file() and not retrain:
                 print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "

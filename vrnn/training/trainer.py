@@ -76,10 +76,15 @@ class RunState:
         return {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best_valid": self.best,
                 "bad_evals": self.bad_evals, "lr_drops": self.drops, "elapsed": self.elapsed}
 
-    def observe(self, score: float) -> bool:
-        """Count an evaluation; True when it is the best so far."""
+    def observe(self, score: float, warming: bool = False) -> bool:
+        """Count an evaluation; True when it is the best so far. During the KL warm-up (``warming``) a
+        worse score does not spend patience: the bound validated is the full one, and it may fall while
+        the KL weight rises, which is the schedule, not a plateau."""
         improved = score > self.best
-        self.best, self.bad_evals = (score, 0) if improved else (self.best, self.bad_evals + 1)
+        if improved:
+            self.best, self.bad_evals = score, 0
+        elif not warming:
+            self.bad_evals += 1
         return improved
 
     def drop_at_plateau(self, tc: TrainConfig) -> None:
@@ -301,7 +306,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
                 now = time.perf_counter()
                 state.elapsed, t0 = state.elapsed + now - t0, now
                 v_elbo, score = _validate(learner.scored, valid, tc, dd, device)
-                improved = state.observe(score)
+                improved = state.observe(score, warming=state.step <= tc.kl_warmup_steps)
                 if not (math.isfinite(v_elbo) and math.isfinite(score)):
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
                                            f"step {state.step}; stopped")
