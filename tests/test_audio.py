@@ -306,3 +306,90 @@ def test_latent_alignment_pools_held_out_sequences_against_a_within_sequence_shu
     assert -1 <= a["spearman"] <= 1 and 0 < a["p_value"] <= 1
     with pytest.raises(VrnnError, match="not an audio model|no latent"):
         latent_alignment(env["ckpt"]["rnn"], shuffles=5)
+
+
+SPEECH_EXPERIMENT = """
+title = "Tiny speech"
+report = "speech"
+
+[eval]
+iw_samples = 3
+batch_size = 8
+
+[data.tiny]
+source = "tiny"
+about = "test tones"
+prepare = {{ recipe = "audio", source = "{{data_dir}}/corpus", rate = 8000, seconds = 0.25 }}
+
+[runs.rnn-gauss]
+label = "RNN-Gauss"
+config = "configs/rnn.toml"
+data = ["tiny"]
+seeds = [0, 1]
+
+[runs.vrnn-gauss]
+label = "VRNN-Gauss"
+config = "configs/vrnn.toml"
+data = ["tiny"]
+seeds = [0, 1]
+
+[[report_options.claims]]
+claim = "latents raise the likelihood"
+paper = "yes"
+kind = "likelihood"
+data = "tiny"
+a = "vrnn-gauss"
+b = "rnn-gauss"
+
+[[report_options.claims]]
+claim = "VRNN samples are nearer real audio"
+paper = "yes"
+kind = "samples"
+data = "tiny"
+a = "vrnn-gauss"
+b = "rnn-gauss"
+n = 4
+
+[[report_options.claims]]
+claim = "latent changes line up with transitions"
+paper = "yes (Fig. 2)"
+kind = "{kind}"
+data = "tiny"
+run = "vrnn-gauss"
+shuffles = 20
+"""
+
+
+def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpoints(env, tmp_path):
+    """report_options.claims: each claim a row with our measurement and a verdict; the likelihood row is
+    the paired difference of the seed-averaged per-sequence numbers in results.json."""
+    import json
+
+    from vrnn.experiments.runner import run_experiment
+
+    root = tmp_path / "repo"
+    (root / "configs").mkdir(parents=True)
+    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3\n")):
+        (root / "configs" / f"{kind}.toml").write_text(
+            f"[model]\nkind = '{kind}'\nhidden = 8\nwidth = 8\nlayers = 1\n{extra}emission = {{ name = 'gauss' }}\n"
+            "[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\n")
+    exp = root / "benchmarks" / "tiny" / "experiment.toml"
+    exp.parent.mkdir(parents=True)
+    exp.write_text(SPEECH_EXPERIMENT.format(kind="alignment"))
+    out = run_experiment(exp, data_dir=env["base"], work=root / "runs", quiet=True)
+    text = out.read_text()
+    table = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()
+    assert text.index("## The claims, measured") < text.index("| Model |")  # the claims open the report
+    assert len(table) == 2 + 3 and all(row.rstrip().endswith(("| yes |", "| not resolved |", "| no |", "| no: the "
+                                                              "opposite holds |", "| no: anti-aligned |"))
+                                       for row in table[2:])
+    ev = json.loads((out.parent / "results.json").read_text())["evaluations"]["tiny"]
+    mean = lambda run: np.mean([ev[f"{run}-seed{s}"]["sequences"]["log_likelihood"] for s in (0, 1)], axis=0)  # noqa
+    diff = mean("vrnn-gauss") - mean("rnn-gauss")
+    assert f"VRNN-Gauss − RNN-Gauss = {diff.mean():+.1f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.1f}" in table[2]
+    assert "dB" in table[3] and "Spearman" in table[4]
+    assert "(2 seeds)" in text  # the main table's cells are means over the seeds
+    assert main(["experiment", str(exp), "--eval-only", "--data-dir", str(env["base"])]) == 0
+    assert out.read_text() == text  # seeded measurements: the same checkpoints give the same table
+    exp.write_text(SPEECH_EXPERIMENT.format(kind="vibes"))
+    assert main(["experiment", str(exp), "--eval-only", "--data-dir", str(env["base"])]) == 2

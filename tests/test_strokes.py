@@ -369,3 +369,71 @@ def test_shared_omniglot_raw_strokes(shared_data):
     for _, x in items[::97]:
         EMISSIONS["strokes"].check_data(x, "raw")
         assert x[-1, 2] == 1 and np.linalg.norm(x[1:, :2], axis=1).max() > 0
+
+
+HANDWRITING_EXPERIMENT = """
+title = "Tiny handwriting"
+report = "handwriting"
+
+[eval]
+iw_samples = 3
+batch_size = 8
+
+[data.drawings]
+source = "{data_dir}/d.npz"
+about = "random drawings"
+
+[runs.rnn-gauss]
+label = "RNN-Gauss"
+config = "configs/rnn.toml"
+data = ["drawings"]
+
+[runs.vrnn-gauss]
+label = "VRNN-Gauss"
+config = "configs/vrnn.toml"
+data = ["drawings"]
+
+[report_options]
+figure = { rows = 3, seed = 0 }
+
+[[report_options.claims]]
+claim = "the paper's ordering"
+paper = "VRNN-Gauss > RNN-Gauss"
+kind = "ordering"
+data = "drawings"
+runs = ["vrnn-gauss", "rnn-gauss"]
+
+[[report_options.claims]]
+claim = "VRNN samples keep one style"
+paper = "yes (Fig. 4)"
+kind = "style"
+data = "drawings"
+a = "vrnn-gauss"
+b = "rnn-gauss"
+n = 6
+"""
+
+
+def test_a_handwriting_claims_table_orders_the_models_and_measures_style_drift(tmp_path):
+    import json
+
+    from vrnn.experiments.runner import run_experiment
+
+    root = tmp_path / "repo"
+    (root / "configs").mkdir(parents=True)
+    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3\n")):
+        (root / "configs" / f"{kind}.toml").write_text(
+            f"[model]\nkind = '{kind}'\nhidden = 8\nwidth = 8\nlayers = 1\n{extra}"
+            "emission = { name = 'strokes', components = 1 }\n[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\n")
+    write_stroke3_npz(tmp_path / "d.npz")
+    exp = root / "benchmarks" / "tiny" / "experiment.toml"
+    exp.parent.mkdir(parents=True)
+    exp.write_text(HANDWRITING_EXPERIMENT)
+    out = run_experiment(exp, data_dir=tmp_path, work=root / "runs", quiet=True)
+    text = out.read_text()
+    rows = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()[2:]
+    ev = json.loads((out.parent / "results.json").read_text())["evaluations"]["drawings"]
+    ahead = ev["vrnn-gauss"]["log_likelihood"]["per_sequence"] > ev["rnn-gauss"]["log_likelihood"]["per_sequence"]
+    assert f"{int(ahead)} of 1 pairs ordered as in the paper" in rows[0]
+    assert rows[0].endswith("| yes |" if ahead else "| no |")
+    assert "style drift between the halves of 6 samples" in rows[1] and "training drawings" in rows[1]
