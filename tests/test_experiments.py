@@ -173,3 +173,18 @@ def test_train_only_trains_and_exports_and_eval_only_then_renders(repo):
     assert "| RNN |" in out.read_text() and "| VRNN (seed 1) |" in out.read_text() and "seed 0" not in out.read_text()
     with pytest.raises(VrnnError, match="exclude each other"):
         _run(repo, eval_only=True, train_only=True)
+
+
+def test_seeds_may_differ_by_data_set(repo):
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    text = path.read_text().replace('[runs.rnn]', '[data.more]\nsource = "{data_dir}/rolls.npz"\n\n[runs.rnn]')
+    text = text.replace('data = ["rolls"]\nseeds = [0, 1]', 'data = ["rolls", "more"]\nseeds = { rolls = [0, 1, 2], more = [1] }')
+    path.write_text(text)
+    exp = load_experiment(path)
+    cells = [(run.name, d, seed, exp.checkpoint(run, d, seed).name) for run, d, seed in exp.cells()]
+    assert cells == [("rnn", "rolls", 0, "rnn.pt"), ("vrnn", "rolls", 0, "vrnn-seed0.pt"),
+                     ("vrnn", "rolls", 1, "vrnn-seed1.pt"), ("vrnn", "rolls", 2, "vrnn-seed2.pt"),
+                     ("vrnn", "more", 1, "vrnn-seed1.pt")]
+    path.write_text(text.replace("more = [1]", "mroe = [1]"))
+    with pytest.raises(VrnnError, match="seeds names data set 'mroe'"):
+        load_experiment(path)

@@ -63,7 +63,8 @@ def learning_curves(exp, results: dict) -> list[Path]:
                           for c in curve)
             first = run.name not in colours  # one colour per model, its seeds alike, labelled once
             colours.setdefault(run.name, f"C{len(colours) % 10}")
-            label = (run.label + (f" ({len(run.seeds)} seeds)" if len(run.seeds) > 1 else "")) if first else None
+            n = len(run.seeds_on(data))
+            label = (run.label + (f" ({n} seeds)" if n > 1 else "")) if first else None
             for ax, x in zip(axes, ([c["step"] for c in curve], [c["elapsed_s"] / 60 for c in curve])):
                 ax.plot(x, v, color=colours[run.name], lw=1.2, label=label)
         # the first fifth of every curve (the steep start) may fall below the frame; the rest stays in it

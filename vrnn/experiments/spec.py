@@ -20,7 +20,8 @@
     config = "configs/rnn-bernoulli.toml"     # relative to the repository root
     data = ["jsb-pickle"]
     set = ["train.max_minutes=5"]             # config overrides, as `vrnn train --set`
-    seeds = [0]                               # train.seed of each repeat
+    seeds = [0]                               # train.seed of each repeat; or per data set:
+                                              # seeds = { jsb-pickle = [0, 1, 2], nottingham = [0] }
     segment_steps = 0                         # train in resumable segments of this many steps (0: one call)
 
 Anything else a report needs (published numbers, notes) lives in ``[report_options]``. Paths
@@ -54,6 +55,11 @@ class RunSpec:
     seeds: tuple[int, ...] = (0,)
     segment_steps: int = 0
     curve_split: str = ""  # evaluate last.pt on this split after every segment (a time-to-quality curve)
+    per_data: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (data set, its seeds) where they differ by data set
+
+    def seeds_on(self, data: str) -> tuple[int, ...]:
+        """The seeds trained on ``data``: the run's ``seeds``, or that data set's entry of a seeds table."""
+        return dict(self.per_data).get(data, self.seeds)
 
     def key(self, seed: int) -> str:
         """The run's file name: ``name``, or ``name-seedN`` when the run has several seeds or a non-zero one."""
@@ -94,7 +100,7 @@ class Experiment:
         """Every (run, data set, seed) the experiment trains and evaluates, in file order."""
         for run in self.runs.values():
             for d in run.data:
-                for seed in run.seeds:
+                for seed in run.seeds_on(d):
                     yield run, d, seed
 
 
@@ -131,11 +137,22 @@ def load_experiment(path: str | Path) -> Experiment:
         for d in r["data"]:
             if d not in data:
                 raise VrnnError(f"{path}: [runs.{name}] data {d!r} is not a [data.*] table; choose from {sorted(data)}")
-        seeds = tuple(int(s) for s in r.get("seeds", [0]))
-        if not seeds:
-            raise VrnnError(f"{path}: [runs.{name}] seeds is empty; give at least one seed")
+        raw_seeds = r.get("seeds", [0])
+        table = raw_seeds if isinstance(raw_seeds, dict) else {d: raw_seeds for d in r["data"]}
+        extra = sorted(set(table) - set(r["data"]))
+        if extra:
+            raise VrnnError(f"{path}: [runs.{name}] seeds names data set {extra[0]!r}, which is not in its data")
+        per_data = {}
+        for d in r["data"]:
+            seeds = tuple(int(s) for s in table.get(d, [0]))
+            if not seeds:
+                raise VrnnError(f"{path}: [runs.{name}] seeds is empty{' for ' + d if isinstance(raw_seeds, dict) else ''}"
+                                "; give at least one seed")
+            per_data[d] = seeds
+        union = tuple(dict.fromkeys(s for d in r["data"] for s in per_data[d]))
         runs[name] = RunSpec(name, r.get("label", name), r["config"], tuple(r["data"]), tuple(r.get("set", [])),
-                             seeds, int(r.get("segment_steps", 0)), r.get("curve_split", ""))
+                             union, int(r.get("segment_steps", 0)), r.get("curve_split", ""),
+                             tuple(per_data.items()) if isinstance(raw_seeds, dict) else ())
     ev = _table(raw.get("eval", {}), f"{path}: [eval]", {"split", "iw_samples", "batch_size", "estimator"})
     spec = EvalSpec(**ev)
     if spec.iw_samples < 1 or spec.batch_size < 1:
