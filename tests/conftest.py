@@ -96,3 +96,17 @@ def write_boulanger_pickle(path: Path, sizes=(16, 6, 6), seed: int = 0) -> Path:
 @pytest.fixture
 def rolls_pickle(tmp_path) -> Path:
     return write_boulanger_pickle(tmp_path / "rolls.pickle")
+
+
+def tiny_experiment(root: Path, emission: str, experiment: str) -> Path:
+    """A repository-like folder for ``vrnn experiment``: configs/rnn.toml and configs/vrnn.toml (tiny models
+    with the given emission table, e.g. "name = 'gauss'") and benchmarks/tiny/experiment.toml; its path."""
+    (root / "configs").mkdir(parents=True)
+    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3\n")):
+        (root / "configs" / f"{kind}.toml").write_text(
+            f"[model]\nkind = '{kind}'\nhidden = 8\nwidth = 8\nlayers = 1\n{extra}emission = {{ {emission} }}\n"
+            "[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\n")
+    path = root / "benchmarks" / "tiny" / "experiment.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(experiment)
+    return path

@@ -365,17 +365,11 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     the paired difference of the seed-averaged per-sequence numbers in results.json."""
     import json
 
+    from conftest import tiny_experiment
     from vrnn.experiments.runner import run_experiment
 
     root = tmp_path / "repo"
-    (root / "configs").mkdir(parents=True)
-    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3\n")):
-        (root / "configs" / f"{kind}.toml").write_text(
-            f"[model]\nkind = '{kind}'\nhidden = 8\nwidth = 8\nlayers = 1\n{extra}emission = {{ name = 'gauss' }}\n"
-            "[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\n")
-    exp = root / "benchmarks" / "tiny" / "experiment.toml"
-    exp.parent.mkdir(parents=True)
-    exp.write_text(SPEECH_EXPERIMENT.format(kind="alignment"))
+    exp = tiny_experiment(root, "name = 'gauss'", SPEECH_EXPERIMENT.format(kind="alignment"))
     out = run_experiment(exp, data_dir=env["base"], work=root / "runs", quiet=True)
     text = out.read_text()
     table = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()

@@ -417,18 +417,12 @@ n = 6
 def test_a_handwriting_claims_table_orders_the_models_and_measures_style_drift(tmp_path):
     import json
 
+    from conftest import tiny_experiment
     from vrnn.experiments.runner import run_experiment
 
     root = tmp_path / "repo"
-    (root / "configs").mkdir(parents=True)
-    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3\n")):
-        (root / "configs" / f"{kind}.toml").write_text(
-            f"[model]\nkind = '{kind}'\nhidden = 8\nwidth = 8\nlayers = 1\n{extra}"
-            "emission = { name = 'strokes', components = 1 }\n[train]\nbatch_size = 4\nmax_steps = 4\neval_every = 2\n")
+    exp = tiny_experiment(root, "name = 'strokes', components = 1", HANDWRITING_EXPERIMENT)
     write_stroke3_npz(tmp_path / "d.npz")
-    exp = root / "benchmarks" / "tiny" / "experiment.toml"
-    exp.parent.mkdir(parents=True)
-    exp.write_text(HANDWRITING_EXPERIMENT)
     out = run_experiment(exp, data_dir=tmp_path, work=root / "runs", quiet=True)
     text = out.read_text()
     rows = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()[2:]
