@@ -172,8 +172,29 @@ def test_evaluations_inside_the_kl_warm_up_do_not_spend_patience(tmp_path, real_
     assert [r["kl_weight"] < 1 for r in log] == [True] * 5 + [False] * 2
 
 
-def test_a_run_resumed_across_learning_rate_drops_is_exact(tmp_path, real_npz):
-    kw = dict(source=str(real_npz), eval_every=1, patience=1, lr_drops=6, lr_drop_factor=0.5, lr=0.3)
+def test_lr_drop_restore_goes_back_to_the_best_weights_at_each_drop(tmp_path, real_npz):
+    """train.lr_drop_restore: the evaluation that drops the rate also puts the best evaluation's weights,
+    weight average and optimiser state back, so its last.pt holds best.pt's; without it, the weights go on."""
+    kw = dict(source=str(real_npz), eval_every=1, patience=1, lr_drops=6, lr_drop_factor=0.5, lr=0.3, ema=0.5)
+    fit(tiny_config("vrnn", "conditional", max_steps=12, **kw), tmp_path / "probe", progress=False)
+    log = [json.loads(line) for line in open(tmp_path / "probe" / "log.jsonl")]
+    first = next(a["step"] for a, b in zip(log, log[1:]) if b["lr_drops"] > a["lr_drops"])  # the drop's evaluation
+    for restore in (True, False):
+        out = tmp_path / f"restore-{restore}"
+        fit(tiny_config("vrnn", "conditional", max_steps=first, lr_drop_restore=restore, **kw), out, progress=False)
+        last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
+        assert last["step"] == first and best["step"] < first and last["lr_drops"] == 1
+        same = [torch.equal(last[k][n], best[k][n]) for k in ("model", "train_model") for n in best[k]]
+        assert all(same) if restore else not all(same)
+        moments = [torch.equal(last["optimizer"]["state"][i]["exp_avg"], best["optimizer"]["state"][i]["exp_avg"])
+                   for i in best["optimizer"]["state"]]
+        assert all(moments) if restore else not all(moments)
+
+
+@pytest.mark.parametrize("restore", [False, True])
+def test_a_run_resumed_across_learning_rate_drops_is_exact(tmp_path, real_npz, restore):
+    kw = dict(source=str(real_npz), eval_every=1, patience=1, lr_drops=6, lr_drop_factor=0.5, lr=0.3,
+              lr_drop_restore=restore)
     straight = fit(tiny_config("vrnn", "conditional", max_steps=10, **kw), tmp_path / "a", progress=False)
     fit(tiny_config("vrnn", "conditional", max_steps=5, **kw), tmp_path / "b", progress=False)
     resumed = fit(tiny_config("vrnn", "conditional", max_steps=10, **kw), tmp_path / "b", resume=True, progress=False)

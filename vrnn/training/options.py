@@ -32,6 +32,8 @@ class TrainConfig(Checked):
     lr_drops: int = 0  # plateaus survived before stopping: at each, the learning rate is multiplied by
     # lr_drop_factor and patience starts again (ReduceLROnPlateau-style, tied to validation, not to step counts)
     lr_drop_factor: float = 0.1
+    lr_drop_restore: bool = False  # at each drop, first go back to the best evaluation's weights and optimiser
+    # state (best.pt), as speech recognition's "newbob" schedule does: a run that overfits resumes from its best
     max_minutes: float = 0.0  # wall-clock budget, checked at evaluations; 0 = none (resume is then not exact)
     eval_batch_size: int = 128
     tbptt_steps: int = 0  # truncated BPTT: split each batch into chunks of this many steps, one update

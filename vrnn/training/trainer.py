@@ -87,11 +87,14 @@ class RunState:
             self.bad_evals += 1
         return improved
 
-    def drop_at_plateau(self, tc: TrainConfig) -> None:
-        """Patience spent with a learning-rate drop left: drop the rate (from the next step on) and start
-        patience again. Called before the evaluation's checkpoint, so a resumed run continues at the new rate."""
+    def drop_at_plateau(self, tc: TrainConfig) -> bool:
+        """Patience spent with a learning-rate drop left: drop the rate (from the next step on), start
+        patience again and return True. Called before the evaluation's checkpoint, so a resumed run
+        continues at the new rate."""
         if self.bad_evals >= tc.patience and self.drops < tc.lr_drops:
             self.drops, self.bad_evals = self.drops + 1, 0
+            return True
+        return False
 
     def lr_scale(self, tc: TrainConfig) -> float:
         """What the step schedule's learning rate is multiplied by after the drops so far."""
@@ -137,6 +140,14 @@ class Learner:
             torch.set_rng_state(ckpt["torch_rng"])
             if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(ckpt["cuda_rng"], self.device)
+
+    def restore_weights(self, ckpt: dict) -> None:
+        """Go back to a checkpoint's weights, weight average and optimiser state (``train.lr_drop_restore``);
+        the generators and the batch order go on, so the steps after it see new batches and noise."""
+        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        if self.avg is not None:
+            self.avg.module.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
 
     def payload(self) -> dict:
         """The weights, optimiser and generator states of a checkpoint; collective: every rank calls it."""
@@ -311,7 +322,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
                                            f"step {state.step}; stopped")
                 record = _record(state, tc, v_elbo, score, window, now - window_t0)
-                state.drop_at_plateau(tc)
+                if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
+                    learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
                 payload = _payload(cfg, norm, data, learner, state) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
                 saved, window, window_t0 = True, [], time.perf_counter()
