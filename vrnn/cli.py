@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", metavar="0,1", help="train only these seeds of the runs")
     s.add_argument("--data", metavar="A,B", help="train only on these data sets of the experiment")
     s.add_argument("--resume", action="store_true", help="continue the runs found in --work")
+    s.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue runs whose config changed (the change is logged in each run)")
     s.add_argument("--minutes", type=float, default=0.0,
                    help="stop starting new training segments after this many minutes (continue with --resume)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
@@ -321,6 +323,7 @@ def _cmd_experiment(args) -> None:
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
                    runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds),
                    datasets=[d for d in (args.data or "").split(",") if d], resume=args.resume,
+                   allow_changes=args.allow_changes,
                    minutes=args.minutes, overrides=args.set, quiet=args.quiet, retrain=args.retrain,
                    train_only=args.train_only)
 

@@ -82,7 +82,7 @@ def learning_curve(log: Path) -> list[dict]:
 
 
 def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, work: Path, *, resume: bool,
-              overrides: list[str], deadline: float, quiet: bool) -> dict | None:
+              overrides: list[str], deadline: float, quiet: bool, allow_changes: bool = False) -> dict | None:
     """Train one (run, data set, seed) in segments; the info of the finished run, or None if ``deadline``
     (a ``time.monotonic()`` value) came first and the run is left to ``--resume``."""
     sets = [f"data.source={json.dumps(source)}", f"train.seed={seed}", *run.overrides, *overrides]
@@ -100,7 +100,8 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
           flush=True)
     while True:
         chunk = cfg.replace(train=dataclasses.replace(cfg.train, max_steps=min(total, step + seg)))
-        result = fit(chunk, out, resume=resuming, overwrite=not resuming, progress=not quiet)
+        result = fit(chunk, out, resume=resuming, overwrite=not resuming, progress=not quiet,
+                     allow_changes=allow_changes and resuming)
         resuming, step = True, result.steps
         if run.curve_split:  # a point of the time-to-quality curve: the latest weights on that split
             r = evaluate_checkpoint(out / "last.pt", split=run.curve_split, iw_samples=1, data_source=source)
@@ -176,6 +177,7 @@ def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None,
                    seeds: list[int] | None = None, datasets: list[str] | None = None, resume: bool = False,
+                   allow_changes: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
                    retrain: bool = False, train_only: bool = False) -> Path | None:
     """``vrnn experiment``: train (unless ``eval_only``), evaluate and render (unless ``train_only``); returns
@@ -194,6 +196,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
         raise VrnnError(f"--data: {unknown[0]!r} is not a data set of {exp.path}; choose from {', '.join(exp.data)}")
     if eval_only and train_only:
         raise VrnnError("--eval-only and --train-only exclude each other: choose one")
+    if allow_changes and not resume:
+        raise VrnnError("--allow-changes applies only with --resume (it lets resumed runs change their settings)")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
     work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
     used = {d for run, d, _ in exp.cells()}
@@ -209,7 +213,7 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
                       f"again", flush=True)
                 continue
             info = train_run(exp, run, d, seed, sources[d], work, resume=resume, overrides=overrides or [],
-                             deadline=deadline, quiet=quiet)
+                             deadline=deadline, quiet=quiet, allow_changes=allow_changes)
             if info is not None:
                 export(exp, run, d, seed, work, info)
     if train_only:
