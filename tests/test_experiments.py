@@ -188,3 +188,19 @@ def test_seeds_may_differ_by_data_set(repo):
     path.write_text(text.replace("more = [1]", "mroe = [1]"))
     with pytest.raises(VrnnError, match="seeds names data set 'mroe'"):
         load_experiment(path)
+
+
+def test_resumed_runs_may_change_their_config_only_when_allowed(repo, tmp_path):
+    exp = repo / "benchmarks" / "tiny" / "experiment.toml"
+    kw = dict(data_dir=repo.parent / "data", work=tmp_path / "w", quiet=True, train_only=True)
+    run_experiment(exp, minutes=1e-9, **kw)  # every run stops after its first segment
+    cfg = repo / "configs" / "vrnn.toml"
+    cfg.write_text(cfg.read_text().replace("lr = 3e-3", "lr = 1e-3"))
+    with pytest.raises(VrnnError, match="train.lr"):
+        run_experiment(exp, resume=True, **kw)
+    with pytest.raises(VrnnError, match="only with --resume"):
+        run_experiment(exp, allow_changes=True, **kw)
+    run_experiment(exp, resume=True, allow_changes=True, **kw)
+    log = [json.loads(line) for line in (tmp_path / "w" / "rolls" / "vrnn-seed0" / "log.jsonl").read_text().splitlines()]
+    assert {"step": 4, "config_changes": {"train.lr": {"stored": 3e-3, "given": 1e-3}}} in log
+    assert log[-1]["step"] == 6 and log[-1]["lr"] == 1e-3
