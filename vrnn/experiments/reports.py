@@ -154,9 +154,10 @@ def polyphonic(exp, results: dict) -> Path:
             if len(group) > 1:
                 cells = [_spread([r[key][norm] for _, r, _ in group])
                          for key in ("elbo", "log_likelihood") for norm in NORMS.values()]
-                minutes = [i["train_seconds"] / 60 for _, _, i in group if "train_seconds" in i]
+                secs = [i["train_seconds"] for _, _, i in group if "train_seconds" in i]
+                span = f"{duration(min(secs))} – {duration(max(secs))}" if secs else ""
                 lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells)
-                             + f" | | | | {min(minutes):.0f}–{max(minutes):.0f} min | | | |")
+                             + f" | | | | {span} | | | |")
         lines += ["", *polyphonic_targets(published, data, found)]
     return write(exp, lines + curve_links(exp, results))
 
