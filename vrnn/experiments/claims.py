@@ -45,24 +45,33 @@ def _label(exp, run: str) -> str:
     return exp.runs[run].label
 
 
+def _verdict(gap: float, se: float, every: bool = True, against: bool = True) -> str:
+    """yes when ``gap`` is above two standard errors (and ``every`` seed agrees), the opposite when it is
+    below minus two (and ``against`` every seed), else not resolved."""
+    if gap > 2 * se and every:
+        return "yes"
+    if gap < -2 * se and against:
+        return "no: the opposite holds"
+    return "not resolved"
+
+
 def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
+    from .reports import paired_difference, seed_mean
+
     a, b = _by_seed(exp, results, c["data"], c["a"]), _by_seed(exp, results, c["data"], c["b"])
     if not a or not b:
         return "not measured (a checkpoint is missing)", "—"
-    per = lambda reps: np.mean([r["sequences"]["log_likelihood"] for r in reps], axis=0)  # noqa: E731
-    m, se = _mean_se(per(a) - per(b))
+    mean_a, mean_b = (seed_mean(exp, results, c["data"], exp.runs[c[side]]) for side in "ab")
+    m, se = paired_difference(mean_a, mean_b)
     pairs = [float(np.mean(ra["sequences"]["log_likelihood"]) - np.mean(rb["sequences"]["log_likelihood"]))
              for ra, rb in zip(a, b)]
     seeds = (f"; per seed pair {', '.join(f'{p:+.1f}' for p in pairs)}" if len(pairs) > 1 else
              f"; one seed{'s' if min(len(a), len(b)) > 1 else ''}")
     text = (f"{_label(exp, c['a'])} − {_label(exp, c['b'])} = {m:+.1f} ± {se:.1f} nats per sequence "
             f"({len(a)} and {len(b)} seeds averaged per sequence; ± one standard error over "
-            f"{len(per(a))} test sequences){seeds}")
-    if m > 2 * se and min(pairs) > 0:
-        return text, "yes" if len(pairs) > 1 else "yes (one seed pair)"
-    if m < -2 * se and max(pairs) < 0:
-        return text, "no: the opposite holds"
-    return text, "not resolved"
+            f"{len(mean_a['sequences']['log_likelihood'])} test sequences){seeds}")
+    verdict = _verdict(m, se, min(pairs) > 0, max(pairs) < 0)
+    return text, "yes (one seed pair)" if verdict == "yes" and len(pairs) == 1 else verdict
 
 
 def samples(exp, results: dict, c: dict) -> tuple[str, str]:
@@ -83,13 +92,7 @@ def samples(exp, results: dict, c: dict) -> tuple[str, str]:
             f"{_label(exp, c['a'])} {la:.1f} ± {sa:.1f} dB, {_label(exp, c['b'])} {lb:.1f} ± {sb:.1f} dB "
             f"(held-out sequences themselves: {ref:.1f} dB); energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} "
             f"(held-out {hh:.1%})")
-    gap = lb - la
-    se = math.hypot(sa, sb)
-    if gap > 2 * se:
-        return text, "yes"
-    if gap < -2 * se:
-        return text, "no: the opposite holds"
-    return text, "not resolved"
+    return text, _verdict(lb - la, math.hypot(sa, sb))
 
 
 def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
@@ -150,8 +153,7 @@ def style(exp, results: dict, c: dict) -> tuple[str, str]:
     text = (f"style drift between the halves of {n} samples of {steps} steps (0: alike): {_label(exp, c['a'])} "
             f"{ma:.2f} ± {sa:.2f}, {_label(exp, c['b'])} {mb:.2f} ± {sb:.2f}; training drawings of that length "
             f"{md:.2f} ± {sd:.2f}")
-    gap, se = mb - ma, math.hypot(sa, sb)
-    return text, "yes" if gap > 2 * se else "no: the opposite holds" if gap < -2 * se else "not resolved"
+    return text, _verdict(mb - ma, math.hypot(sa, sb))
 
 
 MEASURES = {"likelihood": likelihood, "samples": samples, "alignment": alignment, "ordering": ordering,

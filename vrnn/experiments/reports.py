@@ -287,7 +287,7 @@ def speech(exp, results: dict) -> Path:
     lines += ["", "| corpus | model | steps | train minutes | stopped | checkpoint MB |", "| --- | --- | --- | --- | --- | --- |"]
     for c in corpora:
         for run, key, label, r, info in rows(exp, results, c):
-            size = (exp.root / r["checkpoint"]).stat().st_size / 2 ** 20
+            size = checkpoint_mb(exp, r)
             lines.append(f"| {c} | {label} | {r['step']} | {info.get('train_seconds', float('nan')) / 60:.1f} | "
                          f"{info.get('stopped', '?')} | {size:.1f} |")
     lines += ["", opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
