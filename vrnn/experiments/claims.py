@@ -36,6 +36,28 @@ def _by_seed(exp, results: dict, data: str, run: str) -> list[dict]:
     return [evals[spec.key(s)] for s in spec.seeds if spec.key(s) in evals]
 
 
+def paired_difference(a: dict, b: dict, key: str = "log_likelihood") -> tuple[float, float]:
+    """Mean and standard error of (a − b) over the same test sequences."""
+    d = np.asarray(a["sequences"][key]) - np.asarray(b["sequences"][key])
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
+def seed_mean(exp, results: dict, data: str, run) -> dict | None:
+    """A run's evaluation on ``data`` with its per-sequence and per-sequence-average numbers averaged over
+    the seeds evaluated (the report itself when there is one seed); ``seeds``: how many."""
+    reps = [results["evaluations"].get(data, {}).get(run.key(s)) for s in run.seeds]
+    reps = [r for r in reps if r is not None]
+    if len(reps) < 2:
+        return dict(reps[0], seeds=1) if reps else None
+    out = dict(reps[0], seeds=len(reps))
+    for key in ("elbo", "log_likelihood"):
+        out[key] = {"per_sequence": float(np.mean([r[key]["per_sequence"] for r in reps])),
+                    "sd_over_seeds": float(np.std([r[key]["per_sequence"] for r in reps], ddof=1))}
+    out["sequences"] = {k: np.mean([r["sequences"][k] for r in reps], axis=0).tolist()
+                        for k in ("elbo", "log_likelihood")}
+    return out
+
+
 def _mean_se(v) -> tuple[float, float]:
     v = np.asarray(v, dtype=np.float64)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
@@ -56,8 +78,6 @@ def _verdict(gap: float, se: float, every: bool = True, against: bool = True) ->
 
 
 def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
-    from .reports import paired_difference, seed_mean
-
     a, b = _by_seed(exp, results, c["data"], c["a"]), _by_seed(exp, results, c["data"], c["b"])
     if not a or not b:
         return "not measured (a checkpoint is missing)", "—"

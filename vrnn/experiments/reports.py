@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..outputs.figures import pyplot, save_figure
+from .claims import claims_table, paired_difference, seed_mean
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -225,31 +226,7 @@ def _published_cell(value, exact: bool) -> str:
     return f"{elbo}" if exact else f"≥ {elbo}" + (f" (≈ {iw})" if iw is not None else "")
 
 
-def paired_difference(a: dict, b: dict, key: str = "log_likelihood") -> tuple[float, float]:
-    """Mean and standard error of (a − b) over the same test sequences."""
-    d = np.asarray(a["sequences"][key]) - np.asarray(b["sequences"][key])
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-
-
-def seed_mean(exp, results: dict, data: str, run) -> dict | None:
-    """A run's evaluation on ``data`` with its per-sequence and per-sequence-average numbers averaged over
-    the seeds evaluated (the report itself when there is one seed); ``seeds``: how many."""
-    reps = [results["evaluations"].get(data, {}).get(run.key(s)) for s in run.seeds]
-    reps = [r for r in reps if r is not None]
-    if len(reps) < 2:
-        return dict(reps[0], seeds=1) if reps else None
-    out = dict(reps[0], seeds=len(reps))
-    for key in ("elbo", "log_likelihood"):
-        out[key] = {"per_sequence": float(np.mean([r[key]["per_sequence"] for r in reps])),
-                    "sd_over_seeds": float(np.std([r[key]["per_sequence"] for r in reps], ddof=1))}
-    out["sequences"] = {k: np.mean([r["sequences"][k] for r in reps], axis=0).tolist()
-                        for k in ("elbo", "log_likelihood")}
-    return out
-
-
 def speech(exp, results: dict) -> Path:
-    from .claims import claims_table
-
     opts = exp.report_options
     corpora = [d for d in exp.data if d in results["evaluations"]]
     published, columns = opts.get("published", {}), opts.get("published_columns", [])
@@ -302,8 +279,6 @@ def handwriting(exp, results: dict) -> Path:
     (data,) = [d for d in exp.data if d in results["evaluations"]]
     found = list(rows(exp, results, data))
     first = found[0][3]
-    from .claims import claims_table
-
     lines = [
         f"# {exp.title}", "", *claims_table(exp, results),
         f"Written by {command(exp)}. Test split of the Omniglot stroke-3 data "
