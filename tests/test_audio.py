@@ -333,6 +333,10 @@ config = "configs/vrnn.toml"
 data = ["tiny"]
 seeds = [0, 1]
 
+[report_options]
+fig2 = {{ data = "tiny", run = "vrnn-gauss", input = "spk_a/two.flac", seconds = 0.5 }}
+fig3 = {{ data = "tiny", runs = ["rnn-gauss", "vrnn-gauss"], seconds = 0.5 }}
+
 [[report_options.claims]]
 claim = "latents raise the likelihood"
 paper = "yes"
@@ -383,7 +387,12 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     assert f"VRNN-Gauss − RNN-Gauss = {diff.mean():+.1f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.1f}" in table[2]
     assert "dB" in table[3] and "Spearman" in table[4]
     assert "(2 seeds)" in text  # the main table's cells are means over the seeds
+    figures = [out.parent / "fig2-tiny-vrnn-gauss.png", out.parent / "fig3-tiny-waveforms.png"]
+    assert all(f"]({f.name})" in text and f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
+    assert "`spk_a/two.flac`" in text  # Fig. 2 names the recording it was drawn from
+    drawn = [f.read_bytes() for f in figures]
     assert main(["experiment", str(exp), "--eval-only", "--data-dir", str(env["base"])]) == 0
     assert out.read_text() == text  # seeded measurements: the same checkpoints give the same table
+    assert [f.read_bytes() for f in figures] == drawn  # and the same figures
     exp.write_text(SPEECH_EXPERIMENT.format(kind="vibes"))
     assert main(["experiment", str(exp), "--eval-only", "--data-dir", str(env["base"])]) == 2

@@ -62,6 +62,8 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
         raise VrnnError(f"unknown data.format {fmt!r}; choose one of {sorted(readers)} or auto")
     data = _read_or_fail(path, lambda: readers[fmt](path))
     data.meta.setdefault("name", path.stem)
+    if data.meta.get("source", str(path)) != str(path):  # a prepared set: the folder it was built from
+        data.meta.setdefault("prepared_from", data.meta["source"])
     data.meta["source"] = str(path)
     missing = [s for s in SPLITS if s not in data.splits]
     if missing:
