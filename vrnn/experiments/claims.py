@@ -109,8 +109,8 @@ def samples(exp, results: dict, c: dict) -> tuple[str, str]:
     ref, _ = _mean_se(q["a"]["heldout_lsd_db"])
     n, cut = len(q["a"]["lsd_db"]), q["a"]["cutoff_hz"]
     text = (f"log-spectral distance to the held-out spectrum, {n} samples of {q['a']['seconds']:g} s each: "
-            f"{_label(exp, c['a'])} {la:.1f} ± {sa:.1f} dB, {_label(exp, c['b'])} {lb:.1f} ± {sb:.1f} dB "
-            f"(held-out sequences themselves: {ref:.1f} dB); energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} "
+            f"{_label(exp, c['a'])} {la:.2f} ± {sa:.2f} dB, {_label(exp, c['b'])} {lb:.2f} ± {sb:.2f} dB "
+            f"(± one standard error over samples; held-out sequences themselves: {ref:.2f} dB); energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} "
             f"(held-out {hh:.1%})")
     return text, _verdict(lb - la, math.hypot(sa, sb))
 
