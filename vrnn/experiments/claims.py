@@ -29,7 +29,7 @@ import numpy as np
 KINDS = ("likelihood", "samples", "alignment", "ordering", "style")
 
 
-def _by_seed(exp, results: dict, data: str, run: str) -> list[dict]:
+def by_seed(exp, results: dict, data: str, run: str) -> list[dict]:
     """The evaluation report of each seed of ``run`` on ``data`` (seed order), with its checkpoint path."""
     spec = exp.runs[run]
     evals = results["evaluations"].get(data, {})
@@ -78,7 +78,7 @@ def _verdict(gap: float, se: float, every: bool = True, against: bool = True) ->
 
 
 def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
-    a, b = _by_seed(exp, results, c["data"], c["a"]), _by_seed(exp, results, c["data"], c["b"])
+    a, b = by_seed(exp, results, c["data"], c["a"]), by_seed(exp, results, c["data"], c["b"])
     if not a or not b:
         return "not measured (a checkpoint is missing)", "—"
     mean_a, mean_b = (seed_mean(exp, results, c["data"], exp.runs[c[side]]) for side in "ab")
@@ -99,7 +99,7 @@ def samples(exp, results: dict, c: dict) -> tuple[str, str]:
 
     q = {}
     for side in ("a", "b"):
-        reps = _by_seed(exp, results, c["data"], c[side])
+        reps = by_seed(exp, results, c["data"], c[side])
         if not reps:
             return "not measured (a checkpoint is missing)", "—"
         q[side] = sample_quality(exp.root / reps[0]["checkpoint"], n=int(c.get("n", 20)), seconds=c.get("seconds"),
@@ -110,15 +110,15 @@ def samples(exp, results: dict, c: dict) -> tuple[str, str]:
     n, cut = len(q["a"]["lsd_db"]), q["a"]["cutoff_hz"]
     text = (f"log-spectral distance to the held-out spectrum, {n} samples of {q['a']['seconds']:g} s each: "
             f"{_label(exp, c['a'])} {la:.2f} ± {sa:.2f} dB, {_label(exp, c['b'])} {lb:.2f} ± {sb:.2f} dB "
-            f"(± one standard error over samples; held-out sequences themselves: {ref:.2f} dB); energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} "
-            f"(held-out {hh:.1%})")
+            f"(± one standard error over samples; held-out sequences themselves: {ref:.2f} dB); "
+            f"energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} (held-out {hh:.1%})")
     return text, _verdict(lb - la, math.hypot(sa, sb))
 
 
 def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
     from ..analysis import latent_alignment
 
-    reps = _by_seed(exp, results, c["data"], c["run"])
+    reps = by_seed(exp, results, c["data"], c["run"])
     if not reps:
         return "not measured (the checkpoint is missing)", "—"
     signal, transition = c.get("signal", "delta"), c.get("transition", "flux")
@@ -136,7 +136,7 @@ def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
 def ordering(exp, results: dict, c: dict) -> tuple[str, str]:
     means = {}
     for run in c["runs"]:
-        reps = _by_seed(exp, results, c["data"], run)
+        reps = by_seed(exp, results, c["data"], run)
         if reps:
             means[run] = float(np.mean([r["log_likelihood"]["per_sequence"] for r in reps]))
     runs = [r for r in c["runs"] if r in means]
@@ -164,7 +164,7 @@ def style(exp, results: dict, c: dict) -> tuple[str, str]:
     pick = np.random.default_rng(seed).choice(len(same), min(n, len(same)), replace=False)
     drift = {"data": [style_drift(same[i][:steps]) for i in pick]}
     for side in ("a", "b"):
-        reps = _by_seed(exp, results, c["data"], c[side])
+        reps = by_seed(exp, results, c["data"], c[side])
         if not reps:
             return "not measured (a checkpoint is missing)", "—"
         model, norm, _ = load_model(exp.root / reps[0]["checkpoint"])

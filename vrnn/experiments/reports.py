@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..outputs.figures import pyplot, save_figure
-from .claims import claims_table, paired_difference, seed_mean
+from .claims import by_seed, claims_table, paired_difference, seed_mean
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -273,15 +273,15 @@ def speech(exp, results: dict) -> Path:
 
 def speech_figures(exp, results: dict) -> list[str]:
     """VRNN Fig. 2 and Fig. 3 from the committed checkpoints (each run's first seed), as ``report_options``
-    asks: ``fig2 = { data, run, input, seconds }`` (``input``: a recording, relative to the data set's source
-    folder it was prepared from, or absolute) and ``fig3 = { data, runs, seconds }``. Seeded, so the same checkpoints draw the same figures."""
+    asks: ``fig2 = { data, run, input, seconds }`` (``input``: a recording, relative to the folder the data
+    set was prepared from, or absolute) and ``fig3 = { data, runs, seconds }``. Seeded, so the same
+    checkpoints draw the same figures."""
     from ..analysis import analyze_checkpoint, waveforms_figure
 
     opts, lines = exp.report_options, []
 
     def first(data: str, run: str) -> Path | None:
-        reps = [results["evaluations"].get(data, {}).get(exp.runs[run].key(s)) for s in exp.runs[run].seeds]
-        reps = [r for r in reps if r is not None]
+        reps = by_seed(exp, results, data, run)
         return exp.root / reps[0]["checkpoint"] if reps else None
 
     if (f := opts.get("fig2")) and (ckpt := first(f["data"], f["run"])):
@@ -291,13 +291,12 @@ def speech_figures(exp, results: dict) -> list[str]:
         lines += [f"**Fig. 2** ({exp.runs[f['run']].label}, {ckpt.name}, on the first {f.get('seconds', 'all'):g} s "
                   f"of the test recording `{f['input']}`): the change of the posterior mean δ_t, the KL of "
                   "each latent dimension per step, and the waveform.", "", f"![Fig. 2]({out.name})", ""]
-    if (f := opts.get("fig3")) and all(first(f["data"], r) for r in f["runs"]):
+    if (f := opts.get("fig3")) and all(ckpts := [first(f["data"], r) for r in f["runs"]]):
         out = exp.folder / f"fig3-{f['data']}-waveforms.png"
-        waveforms_figure([first(f["data"], r) for r in f["runs"]], out, seconds=float(f.get("seconds", 2.0)),
-                         overwrite=True)
-        lines += [f"**Fig. 3** ({', '.join(exp.runs[r].label for r in f['runs'])}, seed 0 of each): training audio "
-                  f"and one unconditional sample of each model, {f.get('seconds', 2.0):g} s whole (left) and "
-                  "zoomed (right).", "", f"![Fig. 3]({out.name})", ""]
+        seconds = float(f.get("seconds", 2.0))
+        waveforms_figure(ckpts, out, seconds=seconds, overwrite=True)
+        lines += [f"**Fig. 3** ({', '.join(c.name for c in ckpts)}): training audio and one unconditional sample "
+                  f"of each model, {seconds:g} s whole (left) and zoomed (right).", "", f"![Fig. 3]({out.name})", ""]
     return lines
 
 
