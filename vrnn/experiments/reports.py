@@ -315,10 +315,11 @@ def handwriting(exp, results: dict) -> Path:
         "higher is better. Each step is (Δx, Δy, pen-up); only Δx, Δy are normalised (global mean/std of the "
         "training offsets, as in the paper), and the numbers are the densities of the normalised data, like the "
         f"paper's. Log-likelihood: exact for the RNNs, importance-sampled with K = {exp.eval.iw_samples} posterior "
-        "samples for the VRNNs (an estimate of a lower bound that tightens with K).", "",
-        "| model | output (K components) | steps | test ELBO | test log-likelihood | per step (LL) | "
+        "samples for the VRNNs (an estimate of a lower bound that tightens with K). KL: the test ELBO's KL term, "
+        "nats per sequence (near 0: the model does not use its latent variables).", "",
+        "| model | output (K components) | steps | test ELBO | test log-likelihood | KL | per step (LL) | "
         "original units (LL) | paper, IAM-OnDB: ELBO / LL |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     published, models = opts.get("published", {}), {}
     for run, key, label, r, info in found:
@@ -331,7 +332,8 @@ def handwriting(exp, results: dict) -> Path:
         k = models[label][0].cfg.emission.components
         lines.append(f"| {label} | pen strokes (K = {k}) | {r['step']} | "
                      f"{'= LL' if exact else '≥ ' + fmt(elbo['per_sequence'], 1)} | "
-                     f"{'' if exact else '≈ '}{fmt(ll['per_sequence'], 1)} | {fmt(ll['per_step_total'], 3)} | "
+                     f"{'' if exact else '≈ '}{fmt(ll['per_sequence'], 1)} | "
+                     f"{'—' if exact else fmt(r['kl']['per_sequence'], 2)} | {fmt(ll['per_step_total'], 3)} | "
                      f"{fmt(orig, 1)} | {paper} |")
     figure = samples_grid(exp, results["data"][data]["source"], models, opts.get("figure", {}))
     lines += ["", *opts.get("notes", []), "", f"![training drawings and unconditional samples]({figure.name})", "",
