@@ -133,35 +133,57 @@ def test_the_table_covers_every_model_kind():
 
 
 @pytest.mark.parametrize("name", list(KINDS))
-def test_every_model_returns_the_same_things_from_the_same_hooks(name):
-    from torch.distributions import Distribution
+def test_every_model_is_one_step_with_the_same_contract(name):
+    """encode gives (B, T, ·) inputs; the step maps a state to a state of the same structure and a Step
+    whose score is (B,) per step; forward equals driving the step by hand and scoring step by step."""
+    from vrnn.models.base import Step
 
-    model = _kind(name)
+    model = _kind(name).double()
     x, mask = _batch(n=3)
+    x = x.double()
     B, T, _ = x.shape
-    ctx, state = model.encode(x, None, mask)
-    assert all(v.shape[:2] == (B, T) for v in ctx.values())
-    if model.z_dim == 0:  # no latent variables: the stacked readouts replace the loop
-        reads = model.readouts(ctx)
-        assert model.emission(reads, {}, ctx).batch_shape == (B, T)
-        s = model.initial_state(x, B)
-        for t in range(T):  # ... and equal the per-step readouts of generation's path
-            torch.testing.assert_close(reads[:, t], model.readout(s))
-            s = model.transition(s, {}, model.embed_x(x[:, t]))
-        return
-    ctx_t = {k: v[:, 0] for k, v in ctx.items()}
-    s = model.readout(state)
-    assert isinstance(s, torch.Tensor) and s.shape[0] == B
-    prior_t = model.step_prior(state, ctx_t)
-    q = model.posterior(state, ctx_t, prior_t)
-    p = model.prior(s, ctx_t)
-    for pair in (q, p) + (() if prior_t is None else (prior_t,)):
-        assert isinstance(pair, tuple) and len(pair) == 2 and all(v.shape == (B, model.z_dim) for v in pair)
-    if prior_t is not None:  # the loop's per-step prior is the prior hook's
-        torch.testing.assert_close(prior_t, p)
-    ez = model.embed_z(q[0])
-    assert isinstance(model.emission(s, ez, ctx_t), Distribution)
-    assert len(model.transition(state, ez, ctx_t)) == len(state)
+    inputs, state = model.encode(x, None, mask)
+    assert all(v.shape[:2] == (B, T) for v in inputs.values())
+    proposal = "posterior" if model.has_latents else "none"
+    noise = torch.randn(B, T, max(model.z_dim, 1), dtype=x.dtype, generator=torch.Generator().manual_seed(0))
+    log_px, log_pz, log_qz, kl = [], [], [], []
+    for t in range(T):
+        inputs_t = {k: v[:, t] for k, v in inputs.items()}
+        new, step = model.step(state, inputs_t, proposal, noise[:, t] if model.has_latents else None)
+        assert isinstance(step, Step) and len(new) == len(state)
+        assert (step.z is None) == (not model.has_latents)
+        assert step.z is None or step.z.shape == (B, model.z_dim)
+        sc = model.score(step, inputs_t, x[:, t])
+        assert sc.log_px.shape == (B,)
+        for acc, v in zip((log_px, log_pz, log_qz, kl), (sc.log_px, sc.log_pz, sc.log_qz, sc.kl)):
+            acc.append(torch.where(mask[:, t], v, 0.0) if v.dim() else v.expand(B) * mask[:, t])
+        state = new
+    terms = model(x, mask, noise=noise if model.has_latents else None)
+    for name_, acc in (("log_px", log_px), ("log_pz", log_pz), ("log_qz", log_qz), ("kl", kl)):
+        torch.testing.assert_close(getattr(terms, name_)[0], torch.stack(acc, 1))
+    with pytest.raises(ValueError, match="proposal"):
+        model.step(model.initial_state(x, B), {k: v[:, 0] for k, v in inputs.items()}, "bogus")
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_the_generative_step_is_the_inference_step_given_the_same_x(name):
+    """With x_t drawn by ``observe`` (generation's path: inputs=None) and fed the data, the step draws the
+    same z_t from the prior and reads the same state as the inference step given encode's inputs."""
+    model = _kind(name).double()
+    x, _ = pad_batch(random_sequences(2, 3, seed=4, lo=8, hi=9))
+    x = x.double()
+    B, T, _ = x.shape
+    inputs, s_inf = model.encode(x, None, None)
+    s_gen = model.initial_state(x, B)
+    proposal = "prior" if model.has_latents else "none"
+    noise = torch.randn(B, T, max(model.z_dim, 1), dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    for t in range(T):
+        eps = noise[:, t] if model.has_latents else None
+        s_inf, a = model.step(s_inf, {k: v[:, t] for k, v in inputs.items()}, proposal, eps)
+        s_gen, b = model.step(s_gen, None, proposal, eps, observe=lambda dist, t=t: x[:, t])
+        torch.testing.assert_close(a.read["s"], b.read["s"])
+        assert (a.z is None and b.z is None) or torch.allclose(a.z, b.z)
+        assert torch.equal(b.x, x[:, t])
 
 
 @pytest.mark.parametrize("name,per_step", [("vrnn", False), ("srnn", False), ("srnn-resq", True), ("dmm", False)])

@@ -154,20 +154,20 @@ def test_truncated_bptt_carry_equals_one_run_over_the_whole_sequence(variant):
 
 @pytest.mark.parametrize("variant", ["srnn-smooth", "srnn-filter", "srnn-smooth-resq-embed"])
 def test_srnn_generation_step_matches_the_fused_deterministic_layer(variant):
-    """pre_step's d_t (one GRU step from x_{t-1}) equals encode's fused nn.GRU over the sequence."""
+    """The generative step's d_t (one GRU step from x_{t-1}, inside the prior it draws z_t from) equals
+    encode's fused nn.GRU over the sequence: on the same x and noise both draw the same z_t."""
     model = make(variant, "bernoulli", x_dim=5)
     seqs = random_sequences(2, 5, seed=0, binary=True, lo=8, hi=9)
     x, mask = pad_batch(seqs)
     x = x.double()
-    ctx, _ = model.encode(x, None, mask)
-    state = model.initial_state(x, 2)
-    x_prev = x.new_zeros(2, 5)
+    inputs, s_inf = model.encode(x, None, mask)
+    s_gen = model.initial_state(x, 2)
     for t in range(x.shape[1]):
-        state, ctx_t = model.pre_step(state, x_prev)
-        torch.testing.assert_close(ctx_t["d"], ctx["d"][:, t])
-        torch.testing.assert_close(ctx_t["prior_d"], ctx["prior_d"][:, t])
-        state = model.transition(state, {"z": state[0]}, {**ctx_t, **model.embed_x(x[:, t])})
-        x_prev = x[:, t]
+        eps = torch.randn(2, model.z_dim, dtype=x.dtype, generator=torch.Generator().manual_seed(t))
+        s_inf, a = model.step(s_inf, {k: v[:, t] for k, v in inputs.items()}, "prior", eps)
+        s_gen, b = model.step(s_gen, None, "prior", eps, observe=lambda dist, t=t: x[:, t])
+        torch.testing.assert_close(a.z, b.z)
+        torch.testing.assert_close(s_gen[1], inputs["d"][:, t])  # d_t
     torch.manual_seed(0)  # every draw comes from the generator: the global RNG's state does not matter
     a, za = model.generate(6, n=2, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(1)

@@ -33,7 +33,7 @@ def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: in
     ``q_loc`` (T, Z) the posterior means; each averaged over ``samples`` posterior
     samples (the means depend on the sampled z_<t through the recurrent state).
     """
-    if model.z_dim == 0:
+    if not model.has_latents:
         raise VrnnError(f"{model.display_name} has no latent variables; analyse a model with latents (VRNN, SRNN, ...)")
     model.eval()
     ref = next(model.parameters())

@@ -83,13 +83,13 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
     keys = [(i,) for i in range(len(seqs))] if keys is None else [tuple(k) for k in keys]
     if len(keys) != len(seqs):
         raise ValueError(f"{len(keys)} keys for {len(seqs)} sequences")
-    k = iw_samples if model.z_dim else 1
+    k = iw_samples if model.has_latents else 1
     n = len(seqs)
     elbo, ll, kl, ll_smc = (torch.zeros(n, dtype=torch.float64) for _ in range(4))
     for idx in length_batches([len(a) for a in seqs], batch_size, k):
         x, mask = pad_batch([seqs[i] for i in idx], device)
         noise = sequence_noise(model, [len(seqs[i]) for i in idx], [keys[i] for i in idx], k, seed, device,
-                               x.dtype) if model.z_dim else None
+                               x.dtype) if model.has_latents else None
         terms = model(x, mask, samples=k, noise=noise)
         elbo[idx] = sequence_elbo(terms).double().cpu()
         kl[idx] = terms.kl.sum(-1).mean(0).double().cpu()
@@ -119,10 +119,10 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         raise VrnnError(f"--estimator {estimator!r}: choose is or smc")
     x = [normalizer(a) for a in seqs]
     keys = split_keys(split, len(seqs)) if keys is None else keys
-    smc = estimator == "smc" and model.z_dim > 0
+    smc = estimator == "smc" and model.has_latents
     scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys, smc=smc)
     lengths = scores["lengths"]
-    exact = model.z_dim == 0
+    exact = not model.has_latents
     report = {
         "model": model.display_name,
         "kind": model.cfg.kind,

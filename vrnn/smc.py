@@ -34,12 +34,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .emissions import diag_gaussian
 from .errors import VrnnError
 from .models import SequenceModel
-from .models.base import randn_like, tile_samples
+from .models.base import tile_samples
 
-PROPOSALS = ("posterior", "prior")
+PROPOSALS = ("posterior", "prior")  # "none" is the one proposal of a model without latent variables
 RESAMPLING = ("ess", "always", "never")
 
 
@@ -64,7 +63,10 @@ class FilterResult:
 
 
 def score_proposal(model: SequenceModel) -> str:
-    """The proposal whose increments estimate log p(x_t | x_<t): the posterior if it filters, else the prior."""
+    """The proposal whose increments estimate log p(x_t | x_<t): the posterior if it filters, else the prior
+    ("none" without latent variables: the increments are exact)."""
+    if not model.has_latents:
+        return "none"
     return "posterior" if model.posterior_is_filter else "prior"
 
 
@@ -93,55 +95,57 @@ def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | 
     ``uniforms`` (B, T) the resampling uniforms: with both drawn per sequence, a sequence's
     estimate does not depend on the batch it is in.
     """
-    if proposal not in PROPOSALS:
+    if proposal not in PROPOSALS and not (proposal == "none" and not model.has_latents):
         raise VrnnError(f"unknown proposal {proposal!r}; choose one of {list(PROPOSALS)}")
     if resample not in RESAMPLING:
         raise VrnnError(f"unknown resampling {resample!r}; choose one of {list(RESAMPLING)}")
     if particles < 1:
         raise VrnnError(f"--particles must be >= 1, got {particles}")
     B, T, _ = x.shape
-    K = particles
+    K = particles if model.has_latents else 1  # without latent variables one particle is exact
+    proposal = proposal if model.has_latents else "none"
     mask = x.new_ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
-    if model.z_dim == 0:  # deterministic state: the per-step likelihoods are exact
-        terms = model(x, mask)
-        inc = terms.log_px[0]
-        return FilterResult(inc.sum(-1), inc, x.new_full((B, T), float(K)), torch.zeros_like(mask), None, terms.carry)
-    ctx, state = model.encode(x, None, mask)
-    ctx = {k: tile_samples(v, K) for k, v in ctx.items()}
+    inputs, state = model.encode(x, None, mask)
+    inputs = {k: tile_samples(v, K).unbind(1) for k, v in inputs.items()}
     state = tuple(tile_samples(s, K) for s in state)
     xs = tile_samples(x, K).unbind(1)
-    steps = {k: v.unbind(1) for k, v in ctx.items()}
-    rows = torch.arange(B, device=x.device)
     log_w = x.new_full((K, B), -math.log(K))  # normalised log weights W_{t-1}
     incs, esss, res = [], [], []
     for t in range(T):
-        ctx_t = {k: v[t] for k, v in steps.items()}
-        s = model.readout(state)
-        prior_t = model.step_prior(state, ctx_t)
-        p = diag_gaussian(*(prior_t if prior_t is not None else model.prior(s, ctx_t)))
-        q = diag_gaussian(*model.posterior(state, ctx_t, prior_t)) if proposal == "posterior" else p
-        eps = randn_like(q.mean, generator) if noise is None else noise[:, t]
-        z = q.mean + q.stddev * eps  # reparameterised: gradients reach the proposal
-        ez = model.embed_z(z)
-        alpha = model.emission(s, ez, ctx_t).log_prob(xs[t]) + p.log_prob(z) - q.log_prob(z)  # (KB,)
+        inputs_t = {k: v[t] for k, v in inputs.items()}
+        new_state, step = model.step(state, inputs_t, proposal, None if noise is None else noise[:, t], generator)
+        sc = model.score(step, inputs_t, xs[t])
+        alpha = sc.log_px + sc.log_pz - sc.log_qz  # (KB,): the incremental weight α_t
         real = mask[:, t]
         alpha = torch.where(real, alpha.view(K, B), alpha.new_zeros(()))  # a padded step has α = 1
-        joint = log_w + alpha
-        inc = torch.logsumexp(joint, 0)  # log p̂(x_t | x_<t)  (B,)
-        log_w = joint - inc
-        ess = 1.0 / log_w.mul(2).exp().sum(0)
-        do = real & {"ess": ess < threshold * K, "always": torch.ones_like(real), "never": torch.zeros_like(real)}[resample]
+        log_w, inc, ess = _reweight(log_w, alpha)
+        do = real & {"ess": ess < threshold * K, "always": torch.ones_like(real),
+                     "never": torch.zeros_like(real)}[resample]
         if do.any():
-            anc = systematic_resample(log_w.detach(), generator, None if uniforms is None else uniforms[:, t])  # (B, K)
-            anc = torch.where(do[:, None], anc, torch.arange(K, device=x.device).expand(B, K))
-            idx = (anc.T * B + rows).reshape(-1)  # new row k·B + b takes old row anc[b, k]·B + b
-            state = tuple(v[idx] for v in model.transition(state, ez, ctx_t))
+            idx = _ancestors(log_w.detach(), do, generator, None if uniforms is None else uniforms[:, t])
+            new_state = tuple(v[idx] for v in new_state)
             log_w = torch.where(do, log_w.new_full((), -math.log(K)), log_w)
-        else:
-            state = model.transition(state, ez, ctx_t)
+        state = new_state
         incs.append(torch.where(real, inc, inc.new_zeros(()))), esss.append(ess), res.append(do)
     increments = torch.stack(incs, 1)
     return FilterResult(increments.sum(-1), increments, torch.stack(esss, 1), torch.stack(res, 1), log_w, state)
+
+
+def _reweight(log_w: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """W_t from W_{t-1} (K, B) and α_t (K, B); with log p̂(x_t | x_<t) = log Σ_k W_{t-1}^k α_t^k (B,) and the ESS (B,)."""
+    joint = log_w + alpha
+    inc = torch.logsumexp(joint, 0)
+    log_w = joint - inc
+    return log_w, inc, 1.0 / log_w.mul(2).exp().sum(0)
+
+
+def _ancestors(log_w: torch.Tensor, do: torch.Tensor, generator, uniform) -> torch.Tensor:
+    """Row indices into the (K·B) particles: new row k·B + b takes old row anc[b, k]·B + b where
+    sequence b resamples (``do``), else its own row."""
+    K, B = log_w.shape
+    anc = systematic_resample(log_w, generator, uniform)  # (B, K)
+    anc = torch.where(do[:, None], anc, torch.arange(K, device=log_w.device).expand(B, K))
+    return (anc.T * B + torch.arange(B, device=log_w.device)).reshape(-1)
 
 
 @torch.no_grad()
@@ -157,11 +161,11 @@ def continue_sequences(model: SequenceModel, prefix: torch.Tensor, steps: int, n
     """
     B, T, D = prefix.shape
     filt = particle_filter(model, prefix, None, particles, generator, proposal=score_proposal(model))
-    if model.z_dim == 0:
-        rows = torch.arange(B, device=prefix.device).repeat_interleave(n)
-    else:  # row k·B + b holds particle k of sequence b
-        pick = torch.multinomial(filt.log_weights.T.exp(), n, replacement=True, generator=generator)  # (B, n)
-        rows = (pick * B + torch.arange(B, device=prefix.device)[:, None]).reshape(-1)
-    start = tuple(v[rows] for v in filt.state), prefix[:, -1].repeat_interleave(n, 0)
+    # row k·B + b holds particle k of sequence b; with one particle (no latent variables) there is no choice
+    weights = filt.log_weights.T.exp()  # (B, K)
+    pick = (torch.multinomial(weights, n, replacement=True, generator=generator) if weights.shape[1] > 1
+            else weights.new_zeros(B, n, dtype=torch.long))  # (B, n)
+    rows = (pick * B + torch.arange(B, device=prefix.device)[:, None]).reshape(-1)
+    start = tuple(v[rows] for v in filt.state)
     x, _ = model.generate(steps, B * n, ref=prefix, generator=generator, start=start, **sampling)
     return x.view(B, n, steps, D)

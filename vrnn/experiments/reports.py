@@ -428,7 +428,7 @@ def anomaly_section(exp, results: dict, data: str, found: list) -> list[str]:
         if run.name not in opts.get("runs", []):
             continue
         model, norm, _ = load_model(exp.root / r["checkpoint"])
-        how = "exact" if model.z_dim == 0 else f"particle filter, K = {particles}"
+        how = "exact" if not model.has_latents else f"particle filter, K = {particles}"
         aucs = anomaly_aucs(model, norm, loaded.splits["test"], seed, particles, data_kind=kind)
         lines.append(f"| {label} ({how}) | " + " | ".join(f"{aucs[k]:.3f}" for k in (*kinds, "all")) + " |")
     return lines + [""]

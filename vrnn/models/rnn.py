@@ -2,10 +2,9 @@
 
 h_t = f(φ_x(x_t), h_{t-1}) with f an LSTM (or GRU), and p(x_t | x_{<t}) = p(x_t | h_{t-1})
 from φ_dec(h_{t-1}), so log p(x) = Σ_t log p(x_t | h_{t-1}) is exact. Inference runs
-the whole sequence through one fused ``nn.LSTM``/``nn.GRU`` call; the per-step path
-(generation) uses the same weights through :func:`cell_step`. Without latent variables the
-model implements :meth:`readouts` (h_0..h_{T-1}, from that fused call) in place of the loop's
-per-step hooks.
+the whole sequence through one fused ``nn.LSTM``/``nn.GRU`` call in :meth:`encode`, so
+h_{t-1} is one of step t's inputs and the inference step only reads it; the generative step
+(``inputs=None``) draws x_t and advances the same weights through :func:`cell_step`.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from torch import nn
 from ..emissions import build_emission
 from ..settings import POSITIVE, Check, one_of
 from .nets import mlp
-from .base import ModelConfig, SequenceModel
+from .base import ModelConfig, SequenceModel, Step
 from .cells import cell_step, make_rnn
 
 
@@ -36,7 +35,6 @@ class RNNConfig(ModelConfig):
 
 class RNN(SequenceModel):
     config_class = RNNConfig
-    posterior_is_filter = True  # no latent variables: every likelihood is exact
 
     def __init__(self, cfg: RNNConfig):
         super().__init__(cfg)
@@ -62,16 +60,18 @@ class RNN(SequenceModel):
         h_prev = torch.cat([state[0].unsqueeze(1), out[:, :-1]], 1)  # h_0..h_{T-1}  (B, T, H)
         return {"h_prev": h_prev}, tuple(s.squeeze(0) for s in last)
 
-    def readouts(self, ctx):  # what the emission reads at every step: h_{t-1}
-        return ctx["h_prev"]
+    def step(self, state, inputs, proposal="none", noise=None, generator=None, observe=None):
+        """Inference: h_{t-1} is an input (``encode`` ran the recurrence) and the state, already final,
+        passes through. Generation (``inputs=None``): x_t ~ p(x_t | h_{t-1}), then h_t = f(φx(x_t), h_{t-1})."""
+        if proposal != "none":
+            raise ValueError(f"{self.display_name} has no latent variables: proposal must be 'none', got {proposal!r}")
+        if inputs is not None:
+            return state, Step(read={"s": inputs["h_prev"]})
+        s = state[0]
+        x = observe(self.emission(s, {}, {}))
+        r = self.rnn
+        gx = torch.nn.functional.linear(self.phi_x(x), r.weight_ih_l0, r.bias_ih_l0)
+        return cell_step(gx, state, r.weight_hh_l0, r.bias_hh_l0), Step(read={"s": s}, x=x)
 
     def emission(self, s, ez, ctx):
         return self.out(self.dec(s))
-
-    def embed_x(self, x):
-        return {"phi_x": self.phi_x(x)}
-
-    def transition(self, state, ez, ctx_t):
-        r = self.rnn
-        gx = torch.nn.functional.linear(ctx_t["phi_x"], r.weight_ih_l0, r.bias_ih_l0)
-        return cell_step(gx, state, r.weight_hh_l0, r.bias_hh_l0)

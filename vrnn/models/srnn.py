@@ -142,10 +142,10 @@ class SRNN(SequenceModel):
     def emission(self, s, ez, ctx):
         return self.out(self.dec(torch.cat([self.drop(ez["z"]), ctx["d_read"]], -1)))
 
-    def pre_step(self, state, x_prev):
+    def pre_step(self, state):  # d_t = GRU(d_{t-1}, x_{t-1}): the fused GRU's step
         g = self.gru
-        gx = F.linear(self.embed(x_prev), g.weight_ih_l0, g.bias_ih_l0)
-        (d,) = cell_step(gx, (state[1],), g.weight_hh_l0, g.bias_hh_l0)  # the fused GRU's step
+        gx = F.linear(self.embed(state[2]), g.weight_ih_l0, g.bias_ih_l0)
+        (d,) = cell_step(gx, (state[1],), g.weight_hh_l0, g.bias_hh_l0)
         return state, {"d": d, "d_read": d, "prior_d": self.prior_net.first_layer(1, d)}
 
     def embed_x(self, x):
