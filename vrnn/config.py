@@ -17,7 +17,7 @@ from pathlib import Path
 from .data import DataConfig
 from .emissions import EmissionConfig
 from .errors import VrnnError
-from .models import MODELS, ModelConfig
+from .models import MODELS, ModelConfig, model_class
 from .settings import apply_overrides, build_dataclass, read_config_file
 from .training.options import TrainConfig
 
@@ -49,10 +49,12 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     _check_sections(raw, where)
     model_raw = raw.get("model", {})
     kind = model_raw.get("kind", ModelConfig.kind) if isinstance(model_raw, dict) else ModelConfig.kind
-    if not isinstance(kind, str) or kind not in MODELS:
-        raise VrnnError(f"{where}: unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
+    try:
+        model_cls = model_class(kind)
+    except VrnnError as e:
+        raise VrnnError(f"{where}: {e}") from None
     sections = {name: build_dataclass(cls, raw.get(name, {}), where, name)
-                for name, cls in (("model", MODELS[kind].config_class), ("data", DataConfig), ("train", TrainConfig))}
+                for name, cls in (("model", model_cls.config_class), ("data", DataConfig), ("train", TrainConfig))}
     for section in sections.values():
         section.check(where)
     return Config(**sections)

@@ -1,6 +1,8 @@
-"""Model registry: ``model.kind`` in a config names one of :data:`MODELS`.
+"""Model registry: ``model.kind`` in a config names one of :data:`MODELS`, or a model outside the
+library as ``"package.module:Class"`` (importable from the Python path or the working directory;
+see ``examples/storn.py`` and the README's "Add your own model").
 
-Every model is a set of hooks on the one time loop of :class:`~vrnn.models.base.SequenceModel`:
+Every model is one step (:meth:`~vrnn.models.base.SequenceModel.step`) that every driver runs:
 
 * ``rnn``   RNN baselines (Chung et al. 2015)                    :mod:`.rnn`
 * ``vrnn``  VRNN and VRNN-I (Chung et al. 2015)                  :mod:`.vrnn`
@@ -9,8 +11,12 @@ Every model is a set of hooks on the one time loop of :class:`~vrnn.models.base.
 """
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+
 from ..errors import VrnnError
-from .base import ModelConfig, SequenceModel, StepTerms
+from .base import ModelConfig, SequenceModel, Step, StepTerms
 from .dmm import DMM
 from .rnn import RNN
 from .srnn import SRNN
@@ -20,9 +26,29 @@ MODELS: dict[str, type[SequenceModel]] = {"rnn": RNN, "vrnn": VRNN, "srnn": SRNN
 
 
 def model_class(kind: str) -> type[SequenceModel]:
-    if kind not in MODELS:
-        raise VrnnError(f"unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
-    return MODELS[kind]
+    """The class ``model.kind`` names: a key of :data:`MODELS` or ``"package.module:Class"``."""
+    if kind in MODELS:
+        return MODELS[kind]
+    if not isinstance(kind, str) or kind.count(":") != 1:
+        raise VrnnError(f"unknown model.kind {kind!r}; choose one of {sorted(MODELS)} "
+                        f"or name your own model as 'package.module:Class'")
+    module, name = kind.split(":")
+    cls = getattr(_import(module, kind), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, SequenceModel)):
+        raise VrnnError(f"model.kind {kind!r}: {module} has no SequenceModel subclass {name!r}")
+    return cls
+
+
+def _import(module: str, kind: str):
+    """Import ``module`` from the Python path, or else from the working directory."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if os.getcwd() in sys.path or e.name != module.split(".")[0]:
+            raise VrnnError(f"model.kind {kind!r}: cannot import {module} ({e}); run from the folder "
+                            f"that holds it or install it") from None
+    sys.path.append(os.getcwd())  # a model file beside the user's configs: `vrnn` run from that folder
+    return _import(module, kind)
 
 
 def build_model(cfg: ModelConfig) -> SequenceModel:
@@ -31,4 +57,4 @@ def build_model(cfg: ModelConfig) -> SequenceModel:
     return model_class(cfg.kind)(cfg)
 
 
-__all__ = ["MODELS", "ModelConfig", "SequenceModel", "StepTerms", "build_model", "model_class"]
+__all__ = ["MODELS", "ModelConfig", "SequenceModel", "Step", "StepTerms", "build_model", "model_class"]
