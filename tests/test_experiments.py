@@ -120,8 +120,10 @@ def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, t
     (("segment_steps = 2", "segment_steps = 3"), "not a multiple of train.eval_every"),
     (('data = ["rolls"]\nsegment_steps = 2', 'data = ["nope"]'), "is not a \\[data.\\*\\] table"),
     (('report = "polyphonic"', 'report = "nope"'), "unknown report"),
-    (("iw_samples = 3", "iw_samples = 0"), "must be >= 1"),
-    (('label = "RNN"', 'label = "RNN"\ncolour = 1'), "unknown setting 'colour'"),
+    (("iw_samples = 3", "iw_samples = 0"), "eval.iw_samples is 0; set it to a number >= 1"),
+    (('label = "RNN"', 'label = "RNN"\ncolour = 1'), "unknown setting runs.rnn.colour"),
+    (('title = "Tiny"\n', ''), "missing setting experiment.title"),
+    (("iw_samples = 3", 'iw_samples = 3\nestimator = "both"'), "eval.estimator is 'both'; set it to one of is, smc"),
 ])
 def test_mistakes_in_an_experiment_file_are_one_line_errors(repo, edit, message):
     path = repo / "benchmarks" / "tiny" / "experiment.toml"

@@ -33,6 +33,9 @@ def build_dataclass(cls, raw: Any, where: str, section: str):
     unknown = sorted(set(raw) - set(known))
     if unknown:
         raise VrnnError(f"{where}: unknown setting {section}.{unknown[0]}; choose from {sorted(known)}")
+    missing = [name for name in getattr(cls, "REQUIRED", ()) if name not in raw]
+    if missing:
+        raise VrnnError(f"{where}: missing setting {section}.{missing[0]}; add it to [{section}]")
     kwargs = {}
     for name, value in raw.items():
         f = known[name]
@@ -99,6 +102,7 @@ class Checked:
 
     SECTION: ClassVar[str] = ""
     CHECKS: ClassVar[dict[str, Check]] = {}
+    REQUIRED: ClassVar[tuple[str, ...]] = ()  # fields a table must give (checked by build_dataclass)
 
     def check(self, where: str = "config") -> None:
         """Raise one VrnnError naming ``where``, the setting and the values it takes, for the first

@@ -56,6 +56,7 @@ class Emission(nn.Module):
 
     def __init__(self, cfg: EmissionConfig, in_features: int, x_dim: int):
         super().__init__()
+        cfg.check("emission config")  # the one check of its values (EmissionConfig.CHECKS)
         self.cfg = cfg
         self.x_dim = x_dim
 

@@ -30,8 +30,6 @@ class GaussianMixtureEmission(Emission):
 
     def __init__(self, cfg, in_features, x_dim):
         super().__init__(cfg, in_features, x_dim)
-        if cfg.components < 1:
-            raise VrnnError(f"model.emission.components must be >= 1, got {cfg.components}")
         k = cfg.components
         self.logits = nn.Linear(in_features, k)
         self.loc = nn.Linear(in_features, k * x_dim)

@@ -155,8 +155,6 @@ class PenStrokeEmission(Emission):
         if x_dim != 3:
             raise VrnnError(f"model.emission.name=strokes needs 3 features per step (dx, dy, pen_up), the data has "
                             f"{x_dim}; use stroke-3 data (vrnn prepare omniglot) or another emission")
-        if cfg.components < 1:
-            raise VrnnError(f"model.emission.components must be >= 1, got {cfg.components}")
         k = cfg.components
         self.logits = nn.Linear(in_features, k)
         self.loc = nn.Linear(in_features, 2 * k)

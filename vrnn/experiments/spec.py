@@ -33,16 +33,42 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import VrnnError
+from ..settings import POSITIVE, Check, Checked, at_least, build_dataclass, matches, one_of
+
+NONEMPTY = matches(r".*\S.*", "a non-empty string")
 
 
 @dataclass(frozen=True)
-class DataSpec:
-    name: str
-    source: str  # a data file (with {data_dir}) or a prepared data set's name
+class DataSpec(Checked):
+    """``[data.NAME]``: a data set."""
+
+    name: str = ""
+    source: str = ""  # a data file (with {data_dir}) or a prepared data set's name
     about: str = ""
     prepare: dict = field(default_factory=dict)  # recipe and its options, when ``source`` is a prepared name
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("source",)
+    CHECKS: ClassVar[dict[str, Check]] = {"source": NONEMPTY}
+
+
+@dataclass(frozen=True)
+class RunTable(Checked):
+    """``[runs.NAME]`` as written; :class:`RunSpec` is what it means (seeds per data set resolved)."""
+
+    label: str = ""
+    config: str = ""
+    data: tuple = ()
+    set: tuple = ()
+    seeds: list | dict | None = None  # a list (default [0]), or a table of lists per data set
+    segment_steps: int = 0
+    curve_split: str = ""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
+    CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
+                                          "curve_split": one_of(("", "train", "valid", "test"))}
 
 
 @dataclass(frozen=True)
@@ -67,11 +93,31 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class EvalSpec:
+class EvalSpec(Checked):
+    """``[eval]``: how every checkpoint is evaluated."""
+
     split: str = "test"
     iw_samples: int = 40
     batch_size: int = 64
     estimator: str = "is"  # is | smc: smc also reports the particle filter's log p(x) with K = iw_samples
+
+    SECTION: ClassVar[str] = "eval"
+    CHECKS: ClassVar[dict[str, Check]] = {"split": one_of(("train", "valid", "test")), "iw_samples": POSITIVE,
+                                          "batch_size": POSITIVE, "estimator": one_of(("is", "smc"))}
+
+
+@dataclass(frozen=True)
+class ExperimentTable(Checked):
+    """The file's top level, as written."""
+
+    title: str = ""
+    report: str = ""
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    data: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)
+    report_options: dict = field(default_factory=dict)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("title", "report", "runs")
 
 
 @dataclass(frozen=True)
@@ -104,20 +150,9 @@ class Experiment:
                     yield run, d, seed
 
 
-def _table(raw, where: str, known: set[str], required: set[str] = frozenset()) -> dict:
-    if not isinstance(raw, dict):
-        raise VrnnError(f"{where}: expected a table, got {raw!r}")
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise VrnnError(f"{where}: unknown setting {unknown[0]!r}; choose from {sorted(known)}")
-    missing = sorted(required - set(raw))
-    if missing:
-        raise VrnnError(f"{where}: missing setting {missing[0]!r}")
-    return raw
-
-
 def load_experiment(path: str | Path) -> Experiment:
-    """Read and check an experiment file; every mistake is one VrnnError naming the file and the field."""
+    """Read and check an experiment file through :mod:`vrnn.settings` (the system that reads configs);
+    every mistake is one VrnnError naming the file and the field."""
     path = Path(path)
     if not path.is_file():
         raise VrnnError(f"{path}: experiment file not found; give a benchmarks/*/experiment.toml")
@@ -125,42 +160,46 @@ def load_experiment(path: str | Path) -> Experiment:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise VrnnError(f"{path}: not a valid TOML file ({e}); fix the syntax") from None
-    _table(raw, str(path), {"title", "report", "eval", "data", "runs", "report_options"}, {"title", "report", "runs"})
-    data = {}
-    for name, d in raw.get("data", {}).items():
-        d = _table(d, f"{path}: [data.{name}]", {"source", "about", "prepare"}, {"source"})
-        data[name] = DataSpec(name, d["source"], d.get("about", ""), d.get("prepare", {}))
-    runs = {}
-    for name, r in raw["runs"].items():
-        r = _table(r, f"{path}: [runs.{name}]", {"label", "config", "data", "set", "seeds", "segment_steps",
-                                                  "curve_split"}, {"config", "data"})
-        for d in r["data"]:
-            if d not in data:
-                raise VrnnError(f"{path}: [runs.{name}] data {d!r} is not a [data.*] table; choose from {sorted(data)}")
-        raw_seeds = r.get("seeds", [0])
-        table = raw_seeds if isinstance(raw_seeds, dict) else {d: raw_seeds for d in r["data"]}
-        extra = sorted(set(table) - set(r["data"]))
-        if extra:
-            raise VrnnError(f"{path}: [runs.{name}] seeds names data set {extra[0]!r}, which is not in its data")
-        per_data = {}
-        for d in r["data"]:
-            seeds = tuple(int(s) for s in table.get(d, [0]))
-            if not seeds:
-                raise VrnnError(f"{path}: [runs.{name}] seeds is empty{' for ' + d if isinstance(raw_seeds, dict) else ''}"
-                                "; give at least one seed")
-            per_data[d] = seeds
-        union = tuple(dict.fromkeys(s for d in r["data"] for s in per_data[d]))
-        runs[name] = RunSpec(name, r.get("label", name), r["config"], tuple(r["data"]), tuple(r.get("set", [])),
-                             union, int(r.get("segment_steps", 0)), r.get("curve_split", ""),
-                             tuple(per_data.items()) if isinstance(raw_seeds, dict) else ())
-    ev = _table(raw.get("eval", {}), f"{path}: [eval]", {"split", "iw_samples", "batch_size", "estimator"})
-    spec = EvalSpec(**ev)
-    if spec.iw_samples < 1 or spec.batch_size < 1:
-        raise VrnnError(f"{path}: [eval] iw_samples and batch_size must be >= 1")
-    if spec.estimator not in ("is", "smc"):
-        raise VrnnError(f"{path}: [eval] estimator must be is or smc, not {spec.estimator!r}")
+    where = str(path)
+    top = build_dataclass(ExperimentTable, raw, where, "experiment")
+    top.check(where)
     from .reports import REPORTS
 
-    if raw["report"] not in REPORTS:
-        raise VrnnError(f"{path}: unknown report {raw['report']!r}; choose one of {sorted(REPORTS)}")
-    return Experiment(path.resolve(), raw["title"], raw["report"], data, runs, spec, raw.get("report_options", {}))
+    if top.report not in REPORTS:
+        raise VrnnError(f"{path}: unknown report {top.report!r}; choose one of {sorted(REPORTS)}")
+    data = {name: build_dataclass(DataSpec, {**_tabled(d, where, f"data.{name}"), "name": name}, where, f"data.{name}")
+            for name, d in top.data.items()}
+    for spec in data.values():
+        spec.check(where)
+    runs = {name: _run_spec(name, build_dataclass(RunTable, _tabled(r, where, f"runs.{name}"), where, f"runs.{name}"),
+                            data, where) for name, r in top.runs.items()}
+    return Experiment(path.resolve(), top.title, top.report, data, runs, top.eval, top.report_options)
+
+
+def _tabled(raw, where: str, section: str) -> dict:
+    if not isinstance(raw, dict):
+        raise VrnnError(f"{where}: [{section}] must be a table of settings, not {raw!r}")
+    return raw
+
+
+def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> RunSpec:
+    """What ``[runs.NAME]`` means: its data sets checked, and its seeds per data set."""
+    r.check(where)
+    section = f"[runs.{name}]"
+    for d in r.data:
+        if d not in data:
+            raise VrnnError(f"{where}: {section} data {d!r} is not a [data.*] table; choose from {sorted(data)}")
+    table = r.seeds if isinstance(r.seeds, dict) else {d: [0] if r.seeds is None else r.seeds for d in r.data}
+    extra = sorted(set(table) - set(r.data))
+    if extra:
+        raise VrnnError(f"{where}: {section} seeds names data set {extra[0]!r}, which is not in its data")
+    per_data = {}
+    for d in r.data:
+        seeds = tuple(int(s) for s in table.get(d, [0]))
+        if not seeds:
+            raise VrnnError(f"{where}: {section} seeds is empty{' for ' + d if isinstance(r.seeds, dict) else ''}"
+                            "; give at least one seed")
+        per_data[d] = seeds
+    union = tuple(dict.fromkeys(s for d in r.data for s in per_data[d]))
+    return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
+                   r.curve_split, tuple(per_data.items()) if isinstance(r.seeds, dict) else ())
