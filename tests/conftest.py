@@ -18,6 +18,30 @@ MODEL_TABLE = [  # (kind, prior) for every model of issue 2
 ]
 EMISSION_TABLE = ["gauss", "gmm", "bernoulli"]
 
+# The one table of models: name -> model settings; every kind of vrnn.models.MODELS, with the variants
+# that change the step (SRNN's Res_q and filter, DMM's filter), and the examples/ model written outside
+KINDS = {
+    "rnn": {"kind": "rnn", "hidden": 8, "width": 8, "layers": 1},
+    "vrnn": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2},
+    "vrnn-i": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2, "prior": "independent"},
+    "srnn": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": False},
+    "srnn-resq": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": True},
+    "srnn-filter": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "posterior": "filter"},
+    "dmm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8},
+    "dmm-filter-lstm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8,
+                        "posterior": "filter", "rnn": "lstm"},
+    "storn": {"kind": "examples.storn:STORN", "hidden": 8, "z_dim": 2},
+}
+
+
+def build_kind(name: str, emission: str = "gauss", x_dim: int = 3):
+    """A model of :data:`KINDS`, seeded."""
+    from vrnn.models import build_model
+
+    torch.manual_seed(0)
+    raw = {"x_dim": x_dim, "emission": {"name": emission, "components": 2}} | KINDS[name]
+    return build_model(config_from_dict({"model": raw}).model)
+
 
 def tiny_config(kind: str = "vrnn", prior: str | None = "conditional", emission: str = "gauss", x_dim: int = 3,
                 source: str = "unused", **train) -> Config:

@@ -6,7 +6,7 @@ from vrnn.data import pad_batch
 from vrnn.models import build_model
 from vrnn.objectives import sequence_elbo, sequence_iw_log_likelihood
 
-from conftest import EMISSION_TABLE, MODEL_TABLE, random_sequences, tiny_config
+from conftest import EMISSION_TABLE, KINDS, MODEL_TABLE, build_kind as _kind, random_sequences, tiny_config
 
 
 def _model(kind, prior, emission="gauss", x_dim=3, seed=0):
@@ -106,30 +106,10 @@ def test_loop_carry_continues_a_sequence():
 
 
 # ---- the hook contract, for every model kind ------------------------------------------------
-KINDS = {  # name -> model settings; every kind of vrnn.models.MODELS, with the variants that change hooks
-    "rnn": {"kind": "rnn", "hidden": 8, "width": 8, "layers": 1},
-    "vrnn": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2},
-    "vrnn-i": {"kind": "vrnn", "hidden": 8, "width": 8, "layers": 1, "z_dim": 2, "prior": "independent"},
-    "srnn": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": False},
-    "srnn-resq": {"kind": "srnn", "hidden": 8, "a_hidden": 6, "z_dim": 2, "width": 8, "res_q": True},
-    "dmm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8},
-    "dmm-filter-lstm": {"kind": "dmm", "z_dim": 2, "transition_hidden": 8, "emission_hidden": 8, "rnn_hidden": 8,
-                        "posterior": "filter", "rnn": "lstm"},
-}
-
-
-def _kind(name, emission="gauss", x_dim=3):
-    from vrnn.config import config_from_dict
-
-    torch.manual_seed(0)
-    raw = {"x_dim": x_dim, "emission": {"name": emission, "components": 2}} | KINDS[name]
-    return build_model(config_from_dict({"model": raw}).model)
-
-
 def test_the_table_covers_every_model_kind():
     from vrnn.models import MODELS
 
-    assert {v["kind"] for v in KINDS.values()} == set(MODELS)
+    assert {v["kind"] for v in KINDS.values()} == set(MODELS) | {"examples.storn:STORN"}
 
 
 @pytest.mark.parametrize("name", list(KINDS))

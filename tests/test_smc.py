@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import MODEL_TABLE, tiny_config
+from conftest import KINDS, build_kind, tiny_config
 from test_kalman import A, C, Q, R, LinearGaussianSSM, data, sample_sequences  # noqa: F401  (data: fixture)
 from vrnn.config import config_from_dict
 from vrnn.models import build_model
@@ -103,21 +103,11 @@ def test_on_long_sequences_smc_beats_importance_sampling_at_the_same_k():
     assert seqs  # the module's sequences are untouched by this test
 
 
-SMALL = {"srnn": dict(hidden=8, a_hidden=8, z_dim=3, width=8),
-         "dmm": dict(z_dim=3, transition_hidden=8, emission_hidden=8, rnn_hidden=8)}
-
-
-@pytest.mark.parametrize("kind, prior, posterior", [(k, p, None) for k, p in MODEL_TABLE] + [
-    ("srnn", None, "smooth"), ("srnn", None, "filter"), ("dmm", None, "smooth"), ("dmm", None, "filter")])
-def test_every_model_filters_and_the_rnn_is_exact(kind, prior, posterior):
-    if kind in SMALL:
-        cfg = config_from_dict({"model": {"kind": kind, "x_dim": 3, "posterior": posterior, **SMALL[kind]}})
-    else:
-        cfg = tiny_config(kind, prior, "gauss", x_dim=3)
-    assert score_proposal(build_model(cfg.model)) == ("none" if kind == "rnn" else
-                                                      "prior" if posterior == "smooth" else "posterior")
-    torch.manual_seed(0)
-    model = build_model(cfg.model).double().eval()
+@pytest.mark.parametrize("name", list(KINDS))
+def test_every_model_filters_and_the_rnn_is_exact(name):
+    model = build_kind(name).double().eval()
+    smooth = KINDS[name].get("posterior", "smooth") == "smooth" and KINDS[name]["kind"] in ("srnn", "dmm")
+    assert score_proposal(model) == ("none" if name == "rnn" else "prior" if smooth else "posterior")
     x = torch.randn(3, 7, 3, generator=gen(0), dtype=torch.float64)
     mask = torch.ones(3, 7, dtype=torch.bool)
     mask[1, 4:] = False
@@ -126,7 +116,7 @@ def test_every_model_filters_and_the_rnn_is_exact(kind, prior, posterior):
         terms = model(x, mask, samples=5, generator=gen(2))
     assert smc.increments.shape == (3, 7) and torch.isfinite(smc.log_marginal).all()
     assert (smc.increments[1, 4:] == 0).all()
-    if kind == "rnn":  # no latent variables: the filter is the exact likelihood
+    if name == "rnn":  # no latent variables: the filter is the exact likelihood
         torch.testing.assert_close(smc.log_marginal, terms.log_px[0].sum(-1))
 
 

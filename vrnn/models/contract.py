@@ -1,4 +1,4 @@
-"""What the time loop and the models share: the model config's common fields, the state and
+"""What the step, its drivers and the models share: the model config's common fields, the state and
 context types, and the per-step terms a forward pass returns."""
 from __future__ import annotations
 

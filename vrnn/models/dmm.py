@@ -12,7 +12,7 @@
     ``posterior = "filter"``  h^q_t from an RNN run forwards over x_{1:t} (ST-L)
 
 The inference RNN is one fused call over the whole sequence in :meth:`encode` (the
-backward one within each sequence's own length); only the z-chain runs per step.
+backward one within each sequence's own length); only the z-chain runs in the step.
 Deviations: one learned z_0 serves both the prior and the posterior at t = 1 (Pyro's
 example learns two); standard deviations get a small floor (``min_scale``).
 
@@ -122,7 +122,7 @@ class DMM(SequenceModel):
         hx = tuple(s.unsqueeze(0).contiguous() for s in state[1:])
         h, last = self.rnn(x, hx if len(hx) == 2 else hx[0])  # h^q_t from x_{1:t}
         last = last if isinstance(last, tuple) else (last,)
-        # the RNN's final state rides along unchanged through the loop, for the carry
+        # the RNN's final state rides along unchanged through the steps, for the carry
         return {"h": h}, (state[0],) + tuple(s.squeeze(0) for s in last)
 
     def posterior(self, state, ctx_t, prior_t):

@@ -19,9 +19,8 @@ non-recurrent uses of d_t and z_t and on the GRUs' inputs; the paper's model has
 
 Since d_{1:T} depends on x only, both GRUs run over the whole sequence as single fused
 calls in :meth:`encode` (the backward one within each sequence's own length); only the
-z-chain runs in the per-step loop of :class:`~vrnn.models.base.SequenceModel` (with
-Res_q the prior is formed there too, once, by ``step_prior``, and the loop reuses it for
-the KL). The hidden layers use the paper's clipped leaky ReLU (leakiness 1/3, clipped at ±3) by
+z-chain runs in the step of :class:`~vrnn.models.base.SequenceModel` (with Res_q the prior
+is formed there too, once, by ``step_prior``, and the step keeps it for the KL). The hidden layers use the paper's clipped leaky ReLU (leakiness 1/3, clipped at ±3) by
 default; the KL temperature (0.2 → 1 in the paper) is the trainer's ``train.kl_start``
 and ``train.kl_warmup_steps``.
 
@@ -126,13 +125,13 @@ class SRNN(SequenceModel):
     def prior(self, s, ctx):
         return self._prior(s, ctx["prior_d"])
 
-    def step_prior(self, state, ctx_t):  # Res_q builds q on the prior: form it in the loop, once
+    def step_prior(self, state, ctx_t):  # Res_q builds q on the prior: form it in the step, once
         return self._prior(state[0], ctx_t["prior_d"]) if self.cfg.res_q else None
 
     def posterior(self, state, ctx_t, prior_t):
         feat = self.post_net.finish(ctx_t["post_a"] + self.post_net.first_layer(0, state[0]))
         loc, scale = self.post_loc(feat), positive_scale(self.post_scale(feat), self.cfg.min_scale)
-        if self.cfg.res_q:  # eq. 12: μ_q = μ_p + residual; the loop keeps prior_t for the KL
+        if self.cfg.res_q:  # eq. 12: μ_q = μ_p + residual; the step keeps prior_t for the KL
             loc = loc + prior_t[0]
         return loc, scale
 
