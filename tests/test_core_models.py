@@ -119,7 +119,7 @@ KINDS = {  # name -> model settings; every kind of vrnn.models.MODELS, with the 
 
 
 def _kind(name, emission="gauss", x_dim=3):
-    from vrnn.config import config_from_dict
+    from vrnn.training.config import config_from_dict
 
     torch.manual_seed(0)
     raw = {"x_dim": x_dim, "emission": {"name": emission, "components": 2}} | KINDS[name]

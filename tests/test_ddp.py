@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vrnn.checkpoint import load_checkpoint
-from vrnn.config import config_from_dict
+from vrnn.training.config import config_from_dict
 from vrnn.data import SequenceData
 from vrnn.training.distributed import Distributed
 from vrnn.training.schedules import epoch_batches

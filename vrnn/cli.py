@@ -43,7 +43,7 @@ def _cmd_prepare(args) -> None:
 
 def _cmd_train(args) -> None:
     from .checkpoint import load_checkpoint
-    from .config import config_from_dict, load_config
+    from .training.config import config_from_dict, load_config
     from .settings import apply_overrides
     from .training.trainer import fit
 

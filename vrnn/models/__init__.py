@@ -10,6 +10,7 @@ Every model is a set of hooks on the one time loop of :class:`~vrnn.models.base.
 from __future__ import annotations
 
 from ..errors import VrnnError
+from ..settings import build_dataclass
 from .base import ModelConfig, SequenceModel, StepTerms
 from .dmm import DMM
 from .rnn import RNN
@@ -31,4 +32,16 @@ def build_model(cfg: ModelConfig) -> SequenceModel:
     return model_class(cfg.kind)(cfg)
 
 
-__all__ = ["MODELS", "ModelConfig", "SequenceModel", "StepTerms", "build_model", "model_class"]
+def model_config_from_dict(raw: dict, where: str = "config") -> ModelConfig:
+    """The ``[model]`` section ``raw`` describes, as its kind's config class, every value checked; errors
+    name ``where``. A checkpoint's ``config["model"]`` alone rebuilds its model through this."""
+    kind = raw.get("kind", ModelConfig.kind) if isinstance(raw, dict) else ModelConfig.kind
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise VrnnError(f"{where}: unknown model.kind {kind!r}; choose one of {sorted(MODELS)}")
+    cfg = build_dataclass(MODELS[kind].config_class, raw, where, "model")
+    cfg.check(where)
+    return cfg
+
+
+__all__ = ["MODELS", "ModelConfig", "SequenceModel", "StepTerms", "build_model", "model_class",
+           "model_config_from_dict"]
