@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..errors import VrnnError
 from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches, one_of
-from .bounds import OBJECTIVES
+from .bounds import OBJECTIVES, trained
 
 NON_NEGATIVE = at_least(0)
 
@@ -79,7 +79,7 @@ class TrainConfig(Checked):
         if self.kl_warmup_epochs > 0 and self.kl_warmup_steps > 0:
             raise VrnnError(f"{where}: train.kl_warmup_steps and train.kl_warmup_epochs are both set; keep one "
                             "(epochs fit data sets of any size)")
-        if OBJECTIVES[self.objective].whole_sequences and self.tbptt_steps:
+        if trained(self).whole_sequences and self.tbptt_steps:
             raise VrnnError(f"{where}: train.objective={self.objective} bounds whole sequences; set train.tbptt_steps=0")
 
     def in_steps(self, batches_per_epoch: int) -> TrainConfig:

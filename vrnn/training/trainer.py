@@ -205,7 +205,7 @@ def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner
 
 def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: RunLog, record: dict) -> None:
     """Rank 0 writes ``last.pt``, its copy ``best.pt`` when validation improved, then the log line; a run
-    killed in between is completed on resume (:func:`_complete`): ``last.pt`` carries the line."""
+    killed in between is completed on resume (:func:`.run.open_run`): ``last.pt`` carries the line."""
     if dd.main:
         log.clear_earlier()
         save_checkpoint(out / "last.pt", {**payload, "log_record": record})
