@@ -79,7 +79,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[SequenceModel, Normalizer]:
-    model = build_model(model_config_from_dict(ckpt["config"]["model"], where=ckpt.get("path", "checkpoint")))
+    # [model] alone rebuilds the model: a checkpoint needs no [data] or [train] that this vrnn can read
+    model = build_model(model_config_from_dict(ckpt["config"]["model"], ckpt.get("path", "checkpoint")))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

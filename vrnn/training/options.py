@@ -80,7 +80,8 @@ class TrainConfig(Checked):
             raise VrnnError(f"{where}: train.kl_warmup_steps and train.kl_warmup_epochs are both set; keep one "
                             "(epochs fit data sets of any size)")
         if trained(self).whole_sequences and self.tbptt_steps:
-            raise VrnnError(f"{where}: train.objective={self.objective} bounds whole sequences; set train.tbptt_steps=0")
+            raise VrnnError(f"{where}: train.objective={self.objective} bounds whole sequences; "
+                            "set train.tbptt_steps=0")
 
     def in_steps(self, batches_per_epoch: int) -> TrainConfig:
         """This config with the warm-up given in epochs converted to steps, for a training split of
