@@ -116,7 +116,7 @@ def test_a_checkpoint_rebuilds_its_model_from_the_model_section_alone(tmp_path, 
     fit(cfg, tmp_path / "run", progress=False)
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     ckpt["config"] = {"model": ckpt["config"]["model"], "train": {"a_setting_from_elsewhere": 1}}
-    save_checkpoint(tmp_path / "model-only.pt", {k: v for k, v in ckpt.items() if k not in ("format", "version", "path")})
+    save_checkpoint(tmp_path / "model-only.pt", {k: v for k, v in ckpt.items() if k not in ("format", "path")})
     original, _, _ = load_model(tmp_path / "run" / "best.pt")
     rebuilt, _, _ = load_model(tmp_path / "model-only.pt")
     x = torch.randn(2, 5, 3)
