@@ -10,7 +10,10 @@ particle filter, resampling uniforms), so 2 ranks and one process compute the sa
 """
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -167,3 +170,20 @@ def test_fivo_trains_on_two_ranks(ddp_run):
         assert torch.equal(ranks[0][name], ranks[1][name]), f"{name} differs between ranks"
     (record,) = [json.loads(line) for line in open(ddp_run / "fivo" / "log.jsonl")]
     assert record["step"] == 3 and record["watched"] == f"fivo (K = {K})" and "train_bound_per_step" in record
+
+
+def test_vrnn_train_with_fivo_under_torchrun(tmp_path, real_npz):
+    """`torchrun --nproc_per_node 2 -m vrnn train` with train.objective=fivo, as a user runs it (gloo, CPU)."""
+    config = tmp_path / "fivo.toml"
+    config.write_text('[model]\nkind = "vrnn"\nhidden = 8\nwidth = 8\nlayers = 1\nz_dim = 2\n'
+                      'emission = {name = "gauss"}\n'
+                      f'[data]\nsource = "{real_npz.as_posix()}"\n'
+                      f'[train]\nbatch_size = 5\nmax_steps = 4\neval_every = 2\nobjective = "fivo"\nparticles = {K}\n'
+                      'device = "cpu"\n')
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD),
+                          "-m", "vrnn", "train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"],
+                         capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"best validation fivo (K = {K})" in run.stdout and run.stdout.count("best validation") == 1  # rank 0 only
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "log.jsonl")]
+    assert steps == [2, 4] and load_checkpoint(tmp_path / "run" / "last.pt")["world_size"] == WORLD
