@@ -101,11 +101,10 @@ def holding(out: Path, dd: Distributed, device: torch.device):
             lock.release()
 
 
-
 def open_run(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_changes: bool, main: bool) -> dict | None:
-    """Check that ``out`` may take this run, and with ``resume`` the checkpoint it continues from
-    (:func:`_resume_checkpoint`), its folder first completed by rank 0 (:func:`_complete`)."""
-    existing = [p.name for p in (out / "last.pt", out / "best.pt", out / "log.jsonl") if p.exists()]
+    """Check that ``out`` may take this run; with ``resume``, the checkpoint it continues from
+    (:func:`_resume_checkpoint`), the folder first completed by rank 0 (:func:`_complete`); else None."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
     if existing and not (resume or overwrite):
         raise VrnnError(f"{out}: already holds {', '.join(existing)}; pass --resume to continue that run, "
                         f"--overwrite to replace it, or choose another --out")
