@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vrnn.config import Config, config_from_dict
+from vrnn.training.config import Config, config_from_dict
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

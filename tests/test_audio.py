@@ -15,7 +15,7 @@ from vrnn.analysis import (analyze_checkpoint, latent_alignment, latent_trace, s
                            waveforms_figure)
 from vrnn.checkpoint import load_model  # noqa: E402
 from vrnn.cli import main  # noqa: E402
-from vrnn.config import config_from_dict  # noqa: E402
+from vrnn.training.config import config_from_dict  # noqa: E402
 from vrnn.data import load_prepared  # noqa: E402
 from vrnn.data.audio import FRACTIONS, frame_signal, read_audio, resample, steps_for_seconds  # noqa: E402
 from vrnn.data.recipes import FILLETS_INSTALL, fillets, prepare  # noqa: E402

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vrnn.cli import main
-from vrnn.config import Config, DataConfig, EmissionConfig, TrainConfig, load_config
+from vrnn.training.config import Config, DataConfig, EmissionConfig, TrainConfig, load_config
 from vrnn.errors import VrnnError
 from vrnn.models import MODELS
 

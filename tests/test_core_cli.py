@@ -1,4 +1,5 @@
 """The command line, and bad input: one line naming the problem and the fix, non-zero exit, no traceback."""
+import argparse
 import json
 import pickle
 import subprocess
@@ -8,7 +9,7 @@ import mido
 import numpy as np
 import pytest
 
-from vrnn.cli import main
+from vrnn.cli import build_parser, main
 from vrnn.training.trainer import fit
 
 from conftest import tiny_config, write_arrays
@@ -192,7 +193,18 @@ def test_user_errors_exit_nonzero_without_traceback_in_a_real_process(tmp_path):
     assert_user_error(code, err, "no-such-data", "chorales")
 
 
-def test_every_command_has_help():
-    for cmd in ([], ["prepare"], ["train"], ["eval"], ["sample"]):
-        code, out, err = run_cli(*cmd, "--help")
-        assert code == 0 and "usage: vrnn" in out
+def cli_commands() -> list[str]:
+    """Every command of the parser, as `vrnn --help` lists them."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
+def test_every_command_has_help(capsys):
+    commands = cli_commands()
+    assert "train" in commands and "experiment" in commands  # the walk saw the commands
+    code, out, err = run_cli("--help")  # a real process, as a user types it
+    assert code == 0 and "usage: vrnn" in out and all(cmd in out for cmd in commands), out
+    for cmd in commands:
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: vrnn {cmd}"), cmd

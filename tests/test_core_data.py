@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vrnn.config import DataConfig
+from vrnn.training.config import DataConfig
 from vrnn.data import Normalizer, SequenceData, load_dataset, load_prepared, pad_batch, save_prepared
 from vrnn.data.readers import notes_to_roll
 from vrnn.errors import VrnnError

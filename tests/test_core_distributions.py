@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from vrnn.config import EmissionConfig
+from vrnn.training.config import EmissionConfig
 from vrnn.emissions import EMISSIONS, build_emission, diag_gaussian
 from vrnn.errors import VrnnError
 

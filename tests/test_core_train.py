@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vrnn.api import evaluate_checkpoint
-from vrnn.checkpoint import load_checkpoint, load_model
+from vrnn.checkpoint import load_checkpoint, load_model, save_checkpoint
 from vrnn.errors import TrainingDiverged, VrnnError
 from vrnn.models import StepTerms, build_model
 from vrnn.objectives import training_loss
@@ -107,6 +107,23 @@ def test_checkpoint_round_trip_reproduces_eval_exactly(tmp_path, real_npz):
     model, norm, ckpt = load_model(path)
     assert ckpt["step"] <= result.steps
     assert a["elbo"]["per_step_total"] <= a["log_likelihood"]["per_step_total"] + 1.0
+
+
+def test_a_checkpoint_rebuilds_its_model_from_the_model_section_alone(tmp_path, real_npz):
+    """Loading a model reads ``[model]`` only (not the run's Config of :mod:`vrnn.training`): a file whose
+    ``[train]`` this vrnn could not read still loads, with the same weights and the same numbers."""
+    cfg = tiny_config("vrnn", "conditional", "gauss", source=str(real_npz), max_steps=2, eval_every=2)
+    fit(cfg, tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    ckpt["config"] = {"model": ckpt["config"]["model"], "train": {"a_setting_from_elsewhere": 1}}
+    save_checkpoint(tmp_path / "model-only.pt", {k: v for k, v in ckpt.items() if k not in ("format", "path")})
+    original, _, _ = load_model(tmp_path / "run" / "best.pt")
+    rebuilt, _, _ = load_model(tmp_path / "model-only.pt")
+    x = torch.randn(2, 5, 3)
+    noise = torch.randn(2, 5, original.z_dim)
+    a, b = (m(x, samples=1, noise=noise) for m in (original, rebuilt))
+    torch.testing.assert_close(a.log_px, b.log_px, rtol=0, atol=0)
+    torch.testing.assert_close(a.kl, b.kl, rtol=0, atol=0)
 
 
 def test_stopped_and_resumed_run_reaches_the_same_parameters(tmp_path, real_npz):

@@ -13,7 +13,7 @@ import vrnn
 from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import build_parser, format_report, main
-from vrnn.config import config_from_dict
+from vrnn.training.config import config_from_dict
 from vrnn.data import Normalizer, pad_batch
 from vrnn.evaluate import evaluate, score_sequences
 from vrnn.models import build_model

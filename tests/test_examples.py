@@ -42,7 +42,7 @@ def test_storn_from_python(tmp_path, binary_npz, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     from examples.storn import STORN
     from vrnn.api import evaluate_checkpoint, sample_checkpoint
-    from vrnn.config import load_config
+    from vrnn.training.config import load_config
     from vrnn.training.trainer import fit
 
     cfg = load_config(ROOT / "examples" / "storn.toml", [f"data.source={binary_npz}", "model.hidden=12",
@@ -56,7 +56,7 @@ def test_storn_from_python(tmp_path, binary_npz, monkeypatch):
 
 
 def test_an_unimportable_model_kind_is_one_clean_line(tmp_path):
-    from vrnn.config import config_from_dict
+    from vrnn.training.config import config_from_dict
     from vrnn.errors import VrnnError
 
     with pytest.raises(VrnnError, match="cannot import nowhere_at_all"):

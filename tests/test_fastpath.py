@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vrnn.speed.reference import ReferenceVRNN
-from vrnn.config import EmissionConfig
+from vrnn.training.config import EmissionConfig
 from vrnn.models.vrnn import VRNN, VRNNConfig
 from vrnn.objectives import sequence_elbo, training_loss
 

@@ -17,7 +17,7 @@ import math
 import pytest
 import torch
 
-from vrnn.config import ModelConfig
+from vrnn.training.config import ModelConfig
 from vrnn.data import pad_batch
 from vrnn.emissions import diag_gaussian
 from vrnn.models import SequenceModel

@@ -100,3 +100,75 @@ def test_every_module_imports_in_any_order(order):
 def test_each_module_imports_alone(name):
     res = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def reexporting(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``edges`` as if every package's ``__init__`` imported all of its modules (the most a re-export can add)."""
+    out = {n: set(deps) for n, deps in edges.items()}
+    for name, path in MODULES.items():
+        if path.name == "__init__.py" and name != "vrnn":
+            out[name] |= {m for m in MODULES if m.startswith(name + ".")}
+    return out
+
+
+def test_no_import_cycles_even_if_every_init_re_exported_its_modules():
+    cycle = find_cycle(reexporting(graph()))
+    assert cycle is None, "import cycle once an __init__ re-exports: " + " -> ".join(cycle)
+
+
+def room(name: str) -> str:
+    """The top-level subpackage (or loose module) of ``vrnn`` that module ``name`` belongs to."""
+    return ".".join(name.split(".")[:2])
+
+
+def package_graph() -> dict[str, set[str]]:
+    """The import graph with every module collapsed into its room (:func:`room`); the root ``vrnn/__init__.py``,
+    which re-exports the public API from every room, is left out."""
+    edges: dict[str, set[str]] = {}
+    for name, deps in graph().items():
+        if name != "vrnn":
+            edges.setdefault(room(name), set()).update(room(d) for d in deps if d != "vrnn" and room(d) != room(name))
+    return edges
+
+
+def test_the_package_graph_collapses_rooms():
+    edges = package_graph()
+    assert "vrnn.training" in edges and "vrnn.training.trainer" not in edges
+    assert "vrnn.models" in edges["vrnn.training"] and "vrnn.training" not in edges["vrnn.training"]
+
+
+def test_no_import_cycles_between_rooms():
+    """The rooms of the package (subpackages and loose modules) form layers: no two import each other,
+    however indirectly, so each subpackage's ``__init__`` may re-export what it likes."""
+    cycle = find_cycle(package_graph())
+    assert cycle is None, "import cycle between rooms of vrnn: " + " -> ".join(cycle)
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions() -> dict[str, int]:
+    """``{"vrnn/x.py:Class.method": lines}`` of every function or method over :data:`MAX_FUNCTION_LINES`
+    lines (``end_lineno - lineno + 1``, decorators not counted)."""
+    found = {}
+
+    def visit(node: ast.AST, where: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            qual = f"{prefix}{getattr(child, 'name', '')}"
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if (lines := child.end_lineno - child.lineno + 1) > MAX_FUNCTION_LINES:
+                    found[f"{where}:{qual}"] = lines
+                visit(child, where, qual + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, where, qual + ".")
+            else:
+                visit(child, where, prefix)
+
+    for path in MODULES.values():
+        visit(ast.parse(path.read_text()), path.relative_to(PACKAGE.parent).as_posix(), "")
+    return found
+
+
+def test_no_function_over_60_lines():
+    over = long_functions()
+    assert not over, f"functions over {MAX_FUNCTION_LINES} lines (split them by what they do): {over}"

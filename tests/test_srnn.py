@@ -10,7 +10,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from vrnn.checkpoint import load_checkpoint
-from vrnn.config import config_from_dict, load_config
+from vrnn.training.config import config_from_dict, load_config
 from vrnn.data import SequenceData, pad_batch
 from vrnn.emissions import diag_gaussian
 from vrnn.errors import VrnnError

@@ -11,7 +11,7 @@ import torch
 from torch.distributions import Bernoulli, MultivariateNormal
 
 from conftest import MODEL_TABLE, tiny_config
-from vrnn.config import EmissionConfig
+from vrnn.training.config import EmissionConfig
 from vrnn.data import Normalizer
 from vrnn.data.strokes import (
     parse_raw_strokes, read_iam_ondb, read_linestrokes_xml, read_omniglot_raw, read_stroke3_npz,

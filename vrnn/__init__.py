@@ -10,7 +10,7 @@ Python API (mirrors the CLI)::
 """
 from .api import evaluate_checkpoint, sample_checkpoint
 from .checkpoint import load_model
-from .config import Config, load_config
+from .training.config import Config, load_config
 from .errors import VrnnError
 from .evaluate import evaluate
 from .models import MODELS, SequenceModel, build_model

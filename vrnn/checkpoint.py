@@ -12,11 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .config import config_from_dict
 from .data import Normalizer
 from .errors import VrnnError
 from .io import atomic_write
-from .models import SequenceModel, build_model
+from .models import SequenceModel, build_model, model_config_from_dict
 
 FORMAT = "vrnn-checkpoint"
 VERSION = 1
@@ -80,8 +79,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[SequenceModel, Normalizer]:
-    cfg = config_from_dict(ckpt["config"], where=ckpt.get("path", "checkpoint"))
-    model = build_model(cfg.model)
+    # [model] alone rebuilds the model: a checkpoint needs no [data] or [train] that this vrnn can read
+    model = build_model(model_config_from_dict(ckpt["config"]["model"], ckpt.get("path", "checkpoint")))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:

@@ -1,4 +1,7 @@
-"""The ``vrnn`` command line: prepare, train, eval, sample.
+"""The ``vrnn`` command line: prepare, train, eval, score, sample, analyze, waveforms, bench, experiment.
+
+Each command is a handler ``_cmd_NAME(args)`` and a builder ``_add_NAME(sub)`` of its options;
+:func:`build_parser` adds every builder of :data:`COMMANDS`.
 
 User mistakes (bad paths, names, data) print one line ``vrnn: error: ...`` and exit
 with status 2; a diverged training run exits with status 3.
@@ -43,7 +46,7 @@ def _cmd_prepare(args) -> None:
 
 def _cmd_train(args) -> None:
     from .checkpoint import load_checkpoint
-    from .config import config_from_dict, load_config
+    from .training.config import config_from_dict, load_config
     from .settings import apply_overrides
     from .training.trainer import fit
 
@@ -147,15 +150,7 @@ def _cmd_waveforms(args) -> None:
     print(f"wrote {args.out}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .evaluate import EVAL_SEED
-
-    p = argparse.ArgumentParser(prog="vrnn", description="Variational recurrent neural networks: train, evaluate, "
-                                "sample. `vrnn COMMAND --help` lists a command's options and their defaults.")
-    p.add_argument("--version", action="version", version=f"vrnn {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_prepare(sub) -> None:
     s = sub.add_parser("prepare", help="build a named data set once and cache it",
                        description="Build a named data set and cache it under $VRNN_DATA_DIR (default ~/.cache/vrnn/data).",
                        **SHOW_DEFAULTS)
@@ -176,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "SRNN arrays; 1: quarter notes, as the JSB pickle)")
     s.set_defaults(func=_cmd_prepare)
 
+
+def _add_train(sub) -> None:
     s = sub.add_parser("train", help="train a model from a config file",
                        description="Train a model; writes best.pt, last.pt and log.jsonl to --out.")
     s.add_argument("--config", help="TOML config file (see configs/)")
@@ -190,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)
+
+
+def _add_eval(sub) -> None:
+    from .evaluate import EVAL_SEED
 
     s = sub.add_parser("eval", help="ELBO and log-likelihood of a checkpoint on a split",
                        description="Evaluate ELBO and (importance-sampled or exact) log-likelihood.", **SHOW_DEFAULTS)
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=_cmd_eval)
 
+
+def _add_score(sub) -> None:
     s = sub.add_parser("score", help="per-step scores log p(x_t | x_<t) of every sequence of a file", **SHOW_DEFAULTS,
                        description="A particle filter's estimate of log p(x_t | x_<t) at every step of every sequence "
                                    "(exact for the RNN baselines): the model's posterior as proposal when it is a "
@@ -224,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     s.set_defaults(func=_cmd_score)
 
+
+def _add_sample(sub) -> None:
     s = sub.add_parser("sample", help="generate sequences from a checkpoint",
                        description="Ancestral samples, de-normalised; piano-roll models also write .mid and .png.",
                        **SHOW_DEFAULTS)
@@ -245,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--particles", type=int, default=100, help="with --prime: particles that filter the prefix")
     s.set_defaults(func=_cmd_sample)
 
+
+def _add_analyze(sub) -> None:
     s = sub.add_parser("analyze", help="latent dynamics of a recording: δ_t, per-dimension KL, waveform",
                        description="A figure like Chung et al. (2015) Fig. 2: the change of the posterior mean "
                                    "δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)², the per-step KL of every latent dimension "
@@ -258,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.set_defaults(func=_cmd_analyze)
 
+
+def _add_waveforms(sub) -> None:
     s = sub.add_parser("waveforms", help="training audio and model samples, whole and zoomed",
                        description="A figure like Chung et al. (2015) Fig. 3: a stretch of training audio, then "
                                    "one sample of each checkpoint, whole (left) and zoomed (right).", **SHOW_DEFAULTS)
@@ -270,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help=DEVICE_HELP)
     s.set_defaults(func=_cmd_waveforms)
 
+
+def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
                        description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "
                                    "and peak memory of the library and of vrnn/speed/reference.py; scaling with T and K.",
@@ -283,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jsb", metavar="PATH", help="also time the K=40 evaluation of this JSB Chorales pickle's test set")
     s.set_defaults(func=_cmd_bench)
 
+
+def _add_experiment(sub) -> None:
     s = sub.add_parser("experiment", help="train, evaluate and report the runs an experiment file lists",
                        description="Run an experiment (benchmarks/*/experiment.toml): train every run in resumable "
                                    "segments, export slim checkpoints with their learning curves, evaluate every "
@@ -307,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "--eval-only (for several trainings side by side)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_experiment)
+
+
+# one builder per command (its subparser, options and handler), in the order `vrnn --help` lists them
+COMMANDS = (_add_prepare, _add_train, _add_eval, _add_score, _add_sample, _add_analyze, _add_waveforms, _add_bench,
+            _add_experiment)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="vrnn", description="Variational recurrent neural networks: train, evaluate, "
+                                "sample. `vrnn COMMAND --help` lists a command's options and their defaults.")
+    p.add_argument("--version", action="version", version=f"vrnn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

@@ -2,7 +2,7 @@
 
 The generic machinery every section of a config uses; each section's dataclass lives with
 the code it configures (:class:`vrnn.models.base.ModelConfig`, :class:`vrnn.data.DataConfig`,
-:class:`vrnn.training.options.TrainConfig`), and :mod:`vrnn.config` puts them together.
+:class:`vrnn.training.options.TrainConfig`), and :mod:`vrnn.training.config` puts them together.
 
 Types are checked as a table is read (:func:`build_dataclass`); values by :class:`Checked`:
 each settings dataclass lists the values its fields take in a ``CHECKS`` table, e.g.

@@ -135,19 +135,9 @@ def speaker_from_regex(pattern: str):
     return speaker
 
 
-def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, frame_size: int = 200,
-                        seconds: float = 0.5, seed: int = 0, speaker_of=None, speaker_split: bool = False,
-                        extra_meta: dict | None = None) -> SequenceData:
-    """Decode, resample, frame and split ``files``; see the module docstring.
-
-    ``speaker_of(path) -> str`` names each file's speaker (recorded in the metadata, and
-    the unit of the split when ``speaker_split``).
-    """
-    if rate < 1 or frame_size < 1:
-        raise VrnnError(f"--rate and --frame-size must be >= 1 (got {rate}, {frame_size})")
-    if speaker_split and speaker_of is None:
-        speaker_of = speaker_from_folder(root)
-    frames = sequence_frames(rate, frame_size, seconds)
+def _decode_files(files: list[Path], root: Path, rate: int, frame_size: int, frames: int, speaker_of):
+    """Each file's sequences ``{key: (N, frames, frame_size)}`` keyed by its path under ``root``, the
+    speakers ``{key: speaker}``, and the keys of the files skipped (undecodable) and too short."""
     seqs: dict[str, np.ndarray] = {}
     speakers: dict[str, str] = {}
     skipped, short = [], []
@@ -167,6 +157,23 @@ def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, 
         seqs[key] = s
         if spk is not None:
             speakers[key] = spk
+    return seqs, speakers, skipped, short
+
+
+def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, frame_size: int = 200,
+                        seconds: float = 0.5, seed: int = 0, speaker_of=None, speaker_split: bool = False,
+                        extra_meta: dict | None = None) -> SequenceData:
+    """Decode, resample, frame and split ``files``; see the module docstring.
+
+    ``speaker_of(path) -> str`` names each file's speaker (recorded in the metadata, and
+    the unit of the split when ``speaker_split``).
+    """
+    if rate < 1 or frame_size < 1:
+        raise VrnnError(f"--rate and --frame-size must be >= 1 (got {rate}, {frame_size})")
+    if speaker_split and speaker_of is None:
+        speaker_of = speaker_from_folder(root)
+    frames = sequence_frames(rate, frame_size, seconds)
+    seqs, speakers, skipped, short = _decode_files(files, root, rate, frame_size, frames, speaker_of)
     if skipped:
         log.warning("skipped %d of %d audio files that could not be decoded (named above)", len(skipped), len(files))
     if short:

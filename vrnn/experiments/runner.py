@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..api import evaluate_checkpoint
 from ..checkpoint import export_checkpoint, load_checkpoint
-from ..config import load_config
+from ..training.config import load_config
 from ..data import DataConfig, SequenceData, load_dataset
 from ..data.recipes import prepare
 from ..errors import VrnnError

@@ -16,6 +16,7 @@ import os
 import sys
 
 from ..errors import VrnnError
+from ..settings import build_dataclass
 from .base import ModelConfig, SequenceModel, Step, StepTerms
 from .dmm import DMM
 from .rnn import RNN
@@ -57,4 +58,18 @@ def build_model(cfg: ModelConfig) -> SequenceModel:
     return model_class(cfg.kind)(cfg)
 
 
-__all__ = ["MODELS", "ModelConfig", "SequenceModel", "Step", "StepTerms", "build_model", "model_class"]
+def model_config_from_dict(raw: dict, where: str = "config") -> ModelConfig:
+    """The ``[model]`` section ``raw`` describes, as its kind's config class, every value checked; errors
+    name ``where``. A checkpoint's ``config["model"]`` alone rebuilds its model through this."""
+    kind = raw.get("kind", ModelConfig.kind) if isinstance(raw, dict) else ModelConfig.kind
+    try:
+        cls = model_class(kind)
+    except VrnnError as e:
+        raise VrnnError(f"{where}: {e}") from None
+    cfg = build_dataclass(cls.config_class, raw, where, "model")
+    cfg.check(where)
+    return cfg
+
+
+__all__ = ["MODELS", "ModelConfig", "SequenceModel", "Step", "StepTerms", "build_model", "model_class",
+           "model_config_from_dict"]

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from ..errors import VrnnError
 from ..settings import POSITIVE, Check, Checked, above, at_least, in_range, matches, one_of
+from .bounds import OBJECTIVES, trained
 
 NON_NEGATIVE = at_least(0)
 
@@ -68,7 +69,7 @@ class TrainConfig(Checked):
         "eval_batch_size": POSITIVE,
         "tbptt_steps": at_least(0, " (0 turns truncated BPTT off)"),
         "device": matches(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda, cuda:N or mps"),
-        "objective": one_of(("elbo", "iwae", "fivo")),
+        "objective": one_of(tuple(OBJECTIVES)),
         "particles": POSITIVE,
         "stop_on": one_of(("objective", "elbo")),
     }
@@ -78,6 +79,9 @@ class TrainConfig(Checked):
         if self.kl_warmup_epochs > 0 and self.kl_warmup_steps > 0:
             raise VrnnError(f"{where}: train.kl_warmup_steps and train.kl_warmup_epochs are both set; keep one "
                             "(epochs fit data sets of any size)")
+        if trained(self).whole_sequences and self.tbptt_steps:
+            raise VrnnError(f"{where}: train.objective={self.objective} bounds whole sequences; "
+                            "set train.tbptt_steps=0")
 
     def in_steps(self, batches_per_epoch: int) -> TrainConfig:
         """This config with the warm-up given in epochs converted to steps, for a training split of

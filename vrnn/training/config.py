@@ -6,7 +6,9 @@ in :mod:`vrnn.emissions`, :class:`~vrnn.data.DataConfig` in :mod:`vrnn.data`,
 :class:`~vrnn.training.options.TrainConfig` in :mod:`vrnn.training.options` — and this module
 puts them together. Configs are read from TOML files, overridden with ``--set
 section.key=value`` (:mod:`vrnn.settings`) and stored in every checkpoint, so a checkpoint
-alone rebuilds its model.
+alone rebuilds its model. The run's config lives with the trainer, its one reader; what
+rebuilds a model (:mod:`vrnn.checkpoint`) reads ``[model]`` alone
+(:func:`vrnn.models.model_config_from_dict`), so the core never imports the trainer.
 """
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import DataConfig
-from .emissions import EmissionConfig
-from .errors import VrnnError
-from .models import MODELS, ModelConfig, model_class
-from .settings import apply_overrides, build_dataclass, read_config_file
-from .training.options import TrainConfig
+from ..data import DataConfig
+from ..emissions import EmissionConfig
+from ..errors import VrnnError
+from ..models import MODELS, ModelConfig, model_config_from_dict
+from ..settings import apply_overrides, build_dataclass, read_config_file
+from .options import TrainConfig
 
 __all__ = ["Config", "DataConfig", "EmissionConfig", "ModelConfig", "TrainConfig", "config_from_dict",
            "load_config"]
@@ -47,17 +49,12 @@ def config_from_dict(raw: dict, where: str = "config") -> Config:
     value checked by its section's dataclass (:class:`~vrnn.settings.Checked`); errors name ``where``."""
     raw = dict(raw)
     _check_sections(raw, where)
-    model_raw = raw.get("model", {})
-    kind = model_raw.get("kind", ModelConfig.kind) if isinstance(model_raw, dict) else ModelConfig.kind
-    try:
-        model_cls = model_class(kind)
-    except VrnnError as e:
-        raise VrnnError(f"{where}: {e}") from None
+    model = model_config_from_dict(raw.get("model", {}), where)
     sections = {name: build_dataclass(cls, raw.get(name, {}), where, name)
-                for name, cls in (("model", model_cls.config_class), ("data", DataConfig), ("train", TrainConfig))}
+                for name, cls in (("data", DataConfig), ("train", TrainConfig))}
     for section in sections.values():
         section.check(where)
-    return Config(**sections)
+    return Config(model=model, **sections)
 
 
 def _check_sections(raw: dict, where: str) -> None:
