@@ -203,3 +203,29 @@ def test_generate_draws_every_random_number_from_the_generator(name, emission):
     c, _ = model.generate(7, n=3, generator=torch.Generator().manual_seed(12), **kw)
     assert torch.equal(a, b) and (za is None) == (model.z_dim == 0) and (za is None or torch.equal(za, zb))
     assert not torch.equal(a, c)  # the generator's seed does matter
+
+
+def test_the_drivers_call_only_the_step():
+    """STORN (examples/storn.py) is written as its step alone: it has none of the hooks the default step
+    composes (posterior, transition, embed_z, step_prior, pre_step, embed_x raise or do nothing), so forward,
+    the particle filter with either proposal, generation and continuation working for it show that no
+    driver reaches past the step."""
+    from vrnn.models import SequenceModel
+    from vrnn.smc import continue_sequences, particle_filter
+
+    model = _kind("storn").double()
+    for hook in ("posterior", "transition", "step_prior", "pre_step", "embed_x", "embed_z", "readout"):
+        assert getattr(type(model), hook) is getattr(SequenceModel, hook), hook
+    with pytest.raises(NotImplementedError):
+        model.posterior(None, {}, None)
+    x, mask = _batch(n=3)
+    x = x.double()
+    terms = model(x, mask, samples=2, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(terms.log_px).all() and (terms.kl[:, ~mask] == 0).all()
+    for proposal in ("posterior", "prior"):
+        f = particle_filter(model, x, mask, 4, torch.Generator().manual_seed(1), proposal=proposal)
+        assert torch.isfinite(f.log_marginal).all()
+    a, z = model.generate(5, n=2, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (2, 5, 3) and z.shape == (2, 5, model.z_dim)
+    cont = continue_sequences(model, x[:1, :4], steps=3, n=2, particles=4, generator=torch.Generator().manual_seed(3))
+    assert cont.shape == (1, 2, 3, 3)

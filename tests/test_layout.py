@@ -172,3 +172,14 @@ def long_functions() -> dict[str, int]:
 def test_no_function_over_60_lines():
     over = long_functions()
     assert not over, f"functions over {MAX_FUNCTION_LINES} lines (split them by what they do): {over}"
+
+
+def test_only_the_models_ask_for_z_dim():
+    """``model.has_latents`` is the one question "does this model have latent variables?"; outside
+    vrnn/models/ no code compares or tests ``z_dim`` itself."""
+    import re
+
+    pattern = re.compile(r"z_dim\s*(==|!=|>|<)|(if|and|or|not)\s+[\w.]*z_dim\b|z_dim\s+(if|else)\b")
+    found = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in MODULES.values() if "models" not in p.parts
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, f"ask model.has_latents instead: {found}"
