@@ -7,24 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VrnnError
-from .core import SPLITS, DataConfig, SequenceData, data_dir, load_prepared, validate_sequences
+from .core import SPLITS, DataConfig, SequenceData, load_prepared, validate_sequences
 from .readers import read_arrays, read_boulanger, read_srnn_npz
-from .recipes import RECIPES
+from .resolve import locate
 from .strokes import is_stroke3_npz, read_stroke3_npz
 
 
 def _resolve(cfg: DataConfig) -> tuple[Path, str]:
-    src = cfg.source
-    path = Path(src).expanduser()
-    if not path.suffix and not path.exists():  # a prepared data set's name
-        path = data_dir() / f"{src}.npz"
-        if not path.is_file():
-            hint = f"run `vrnn prepare {src}`" if src in RECIPES else (
-                f"name a prepared data set ({', '.join(sorted(RECIPES))}) or a data file")
-            raise VrnnError(f"data.source {src!r}: {path} not found; {hint}")
+    path, prepared = locate(cfg.source)
+    if prepared:
         return path, "prepared"
-    if not path.is_file():
-        raise VrnnError(f"data.source: {path} not found; give the path of an existing data file")
     fmt = cfg.format
     if fmt == "auto":
         if path.suffix in (".pickle", ".pkl"):

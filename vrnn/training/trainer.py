@@ -27,6 +27,7 @@ import torch
 from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..config import Config, config_from_dict
 from ..data import Normalizer, SequenceData, load_dataset
+from ..data.resolve import checkpoint_data, resumed_source
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, VrnnError
@@ -255,7 +256,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     try:
         lock = _lock(out, dd, device)
         _check_out(out, resume, overwrite)
-        ckpt = _resume_checkpoint(out, cfg, allow_changes) if resume else None
+        ckpt = _resume_checkpoint(out, cfg, allow_changes, data) if resume else None
         if ckpt is not None and dd.main:
             _complete(out, ckpt)
         torch.set_flush_denormal(cfg.train.flush_denormal)  # CPU only; where unsupported it is a no-op
@@ -324,7 +325,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
                 record = _record(state, tc, v_elbo, score, window, now - window_t0)
                 if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
-                payload = _payload(cfg, norm, data, learner, state) | {"improved": improved}
+                payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
@@ -338,7 +339,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
     return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
 
 
-def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> dict:
+def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False, data: SequenceData | None = None) -> dict:
     """``out/last.pt``, checked to hold the run ``cfg`` describes: any difference but in the stopping
     rules is refused, or with ``allow_changes`` logged (and the weights checked to fit a changed model)."""
     last = out / "last.pt"
@@ -346,7 +347,8 @@ def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> d
     stored = config_from_dict(ckpt["config"], where=str(last))
     if cfg.model.x_dim == 0:  # not given: filled in from the data, as it was for the stored run
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=stored.model.x_dim))
-    changes = config_changes(stored, cfg)
+    source = resumed_source(stored.data.source, cfg.data.source, out, data)  # the same data, stored portably
+    changes = config_changes(stored, cfg.replace(data=dataclasses.replace(cfg.data, source=source)))
     if changes and not allow_changes:
         listed = "; ".join(f"{k}: {a!r} (stored) -> {b!r} (given)" for k, (a, b) in changes.items())
         raise VrnnError(f"{last}: --resume would change the stored run: {listed}; resume with the stored settings "
@@ -510,11 +512,12 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, windo
     }
 
 
-def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState) -> dict:
-    """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata,
-    the learner's weights, optimiser and generators, and the run's counters."""
-    return {"config": cfg.to_dict(), **learner.payload(), "normalizer": dataclasses.asdict(norm),
-            "data_meta": _plain_meta(data.meta), **state.payload()}
+def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState, out: Path) -> dict:
+    """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata and
+    portable reference (:func:`vrnn.data.resolve.checkpoint_data`), the learner's weights, optimiser and
+    generators, and the run's counters."""
+    return {**checkpoint_data(cfg.to_dict(), data, out), **learner.payload(), "normalizer": dataclasses.asdict(norm),
+            **state.payload()}
 
 
 def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: RunLog, record: dict) -> None:
@@ -543,11 +546,6 @@ def _show(bar, stats: dict) -> None:
         rate = bar.format_dict.get("rate") or 0.0
         bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
         bar.update(1)
-
-
-def _plain_meta(meta: dict) -> dict:
-    """Metadata safe for a weights-only checkpoint (no per-piece lists)."""
-    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 def _progress(enabled: bool, total: int, initial: int):
