@@ -54,7 +54,7 @@ def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: in
 def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> np.ndarray:
     """One sequence of frames (T, D), original units: a recording framed at the data's rate, a .npy, or
     anything else ``vrnn eval --data`` reads (its first test sequence); see :func:`vrnn.data.resolve.read_sequences`."""
-    from .data.resolve import read_sequences
+    from .data.sources import read_sequences
 
     return read_sequences(path, "--input", meta=meta, seconds=seconds)[0]
 

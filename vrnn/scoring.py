@@ -17,7 +17,7 @@ import torch
 
 from .checkpoint import load_model
 from .data import pad_batch
-from .data.resolve import read_sequences
+from .data.sources import read_sequences
 from .errors import VrnnError
 from .io import atomic_write, check_writable
 from .outputs.figures import pyplot, save_figure

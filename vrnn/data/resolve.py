@@ -1,5 +1,4 @@
-"""Where a data argument points, reading a user's sequences from it, and the portable reference a
-checkpoint keeps of its data.
+"""Where a data argument points, and the portable reference a checkpoint keeps of its data.
 
 Every command's data argument — ``data.source``, ``eval --data``, ``score --data``, ``sample --prime``,
 ``analyze --input`` — goes through :func:`locate`: a prepared data set's name (``chorales``) or a
@@ -31,7 +30,6 @@ from ..io import check_readable
 from .core import IN_MEMORY, SequenceData, data_dir
 
 DATA_DIR = "{data_dir}"  # the benchmark data folder: `vrnn experiment --data-dir`, or $VRNN_BENCHMARK_DATA
-AUDIO = (".wav", ".flac", ".ogg")
 DATA_FIX = "give a data file (.npz, .npy, .pickle or a recording) or a prepared data set's name"
 
 
@@ -59,57 +57,6 @@ def locate(source: str, setting: str = "data.source", fix: str = DATA_FIX) -> tu
                         f"run `vrnn prepare {source}{how}`")
     raise VrnnError(f"{setting} {source!r}: no prepared data set of that name ({prepared} not found){folder or ' and no such file'}"
                     f"; {fix} (prepared names: {', '.join(_recipes())})")
-
-
-def is_split_file(path: Path) -> bool:
-    """True for a file that holds a whole data set (train/valid/test): a pickle or a data set's .npz."""
-    if path.suffix in (".pickle", ".pkl"):
-        return True
-    if path.suffix != ".npz":
-        return False
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
-    except (OSError, ValueError) as e:
-        raise VrnnError(f"{path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
-    return bool(keys & {"x_train", "meta", "train"})
-
-
-def read_sequences(source: str | Path, setting: str, x_dim: int | None = None, meta: dict | None = None,
-                   seconds: float | None = None) -> list[np.ndarray]:
-    """A user's sequences in original units, from anything :func:`locate` accepts: a prepared name or a data
-    set's file (its test split), a .npy (T, D) or (N, T, D), every array of a .npz without splits, or a
-    recording framed like the checkpoint's audio (``meta``). ``seconds`` keeps only the first S seconds."""
-    from .core import DataConfig, validate_sequences
-    from .sources import load_dataset
-
-    meta = meta or {}
-    path, prepared = locate(str(source), setting, "give a .npy, .npz or audio file of sequences, or a prepared "
-                                                  "data set's name")
-    suffix = path.suffix.lower()
-    if prepared or is_split_file(path):
-        seqs = load_dataset(DataConfig(source=str(path))).splits["test"]
-    elif suffix in AUDIO:
-        from .audio import read_frames
-
-        return [read_frames(path, meta, seconds, setting)]
-    elif suffix in (".npy", ".npz"):
-        seqs = _read_arrays(path, setting)
-    else:
-        raise VrnnError(f"{setting} {path}: unknown file type {path.suffix!r}; use .npy, .npz, .pickle, .wav, "
-                        f".flac or .ogg")
-    if seconds is not None and "rate" in meta:
-        seqs = [a[: max(1, int(round(seconds * meta["rate"] / meta["frame_size"])))] for a in seqs]
-    return validate_sequences(seqs, f"{setting} {path}", x_dim)
-
-
-def _read_arrays(path: Path, setting: str) -> list[np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as loaded:
-            arrays = [loaded[k] for k in sorted(loaded.files)] if path.suffix == ".npz" else [loaded]
-    except (OSError, ValueError) as e:
-        raise VrnnError(f"{setting} {path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
-    return [s for a in arrays for s in (a if a.ndim == 3 else [a])]
 
 
 # ---- portable references ------------------------------------------------------------------------
