@@ -22,7 +22,7 @@ from vrnn.data.resolve import arrays_sha256
 from vrnn.sampling import sample
 from vrnn.training.trainer import fit
 
-from conftest import write_arrays
+from conftest import one_error_line, write_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 MAKE_DATA = """
@@ -40,14 +40,6 @@ def numpy_data() -> SequenceData:
     scope = {}
     exec(MAKE_DATA, scope)  # the same arrays as the child process builds
     return scope["data"]
-
-
-def one_error_line(p: subprocess.CompletedProcess, *needles: str) -> str:
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("vrnn: error:"), p.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +94,7 @@ print(json.dumps({{"ll": r["log_likelihood_smc"]["per_sequence"], "x": vrnn.samp
     np.testing.assert_allclose(np.array(out["x"]), sample(model, 6, 3, norm, seed=1), rtol=1e-6, atol=1e-6)
     no_data = subprocess.run([sys.executable, "-m", "vrnn", "eval", str(ckpt)], capture_output=True, text=True,
                              timeout=300, cwd=folder)
-    one_error_line(no_data, "this run was trained on in-memory data", "noise", "pass --data FILE", "data=")
+    one_error_line(no_data.returncode, no_data.stderr, "this run was trained on in-memory data", "noise", "pass --data FILE", "data=")
     sampled = subprocess.run([sys.executable, "-m", "vrnn", "sample", str(ckpt), "--steps", "5", "--out",
                               str(folder / "child.npy")], capture_output=True, text=True, timeout=300, cwd=folder)
     assert sampled.returncode == 0, sampled.stderr

@@ -13,7 +13,7 @@ from vrnn.cli import main
 from vrnn.data import DataConfig, SequenceData, load_dataset, save_prepared
 from vrnn.training.trainer import fit
 
-from conftest import random_sequences, tiny_config, write_arrays
+from conftest import one_error_line, random_sequences, tiny_config, write_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,12 +24,7 @@ def vrnn(*argv) -> int:
 
 def user_error(capsys, argv, *needles) -> str:
     """`vrnn ARGV` fails as a user mistake: exit 2 and one line `vrnn: error: ...` naming ``needles``."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("vrnn: error:"), err
-    for n in needles:
-        assert n in err[0], err[0]
-    return err[0]
+    return one_error_line(vrnn(*argv), capsys.readouterr().err, *needles)
 
 
 @pytest.fixture(scope="module")
