@@ -84,7 +84,8 @@ def test_a_new_process_samples_and_evaluates_with_the_data_passed_again(run):
 import json, vrnn
 r = vrnn.evaluate_checkpoint({str(ckpt)!r}, data=data, iw_samples=4, batch_size=8, estimator="smc")
 model, norm, _ = vrnn.load_model({str(ckpt)!r})
-print(json.dumps({{"ll": r["log_likelihood_smc"]["per_sequence"], "x": vrnn.sample(model, 6, 3, norm, seed=1).tolist()}}))
+x = vrnn.sample(model, 6, 3, norm, seed=1).tolist()
+print(json.dumps({{"ll": r["log_likelihood_smc"]["per_sequence"], "x": x}}))
 """
     p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300, cwd=folder)
     assert p.returncode == 0, p.stderr
@@ -94,7 +95,8 @@ print(json.dumps({{"ll": r["log_likelihood_smc"]["per_sequence"], "x": vrnn.samp
     np.testing.assert_allclose(np.array(out["x"]), sample(model, 6, 3, norm, seed=1), rtol=1e-6, atol=1e-6)
     no_data = subprocess.run([sys.executable, "-m", "vrnn", "eval", str(ckpt)], capture_output=True, text=True,
                              timeout=300, cwd=folder)
-    one_error_line(no_data.returncode, no_data.stderr, "this run was trained on in-memory data", "noise", "pass --data FILE", "data=")
+    one_error_line(no_data.returncode, no_data.stderr, "this run was trained on in-memory data", "noise",
+                   "pass --data FILE", "data=")
     sampled = subprocess.run([sys.executable, "-m", "vrnn", "sample", str(ckpt), "--steps", "5", "--out",
                               str(folder / "child.npy")], capture_output=True, text=True, timeout=300, cwd=folder)
     assert sampled.returncode == 0, sampled.stderr
@@ -115,7 +117,8 @@ def test_a_file_is_referenced_relative_to_the_run_with_its_hash(tmp_path, monkey
     (Path("elsewhere")).mkdir()
     Path("elsewhere/a.pt").write_bytes(Path("runs/a/best.pt").read_bytes())
     assert main(["eval", "elsewhere/a.pt"]) == 2
-    assert "../../waves.npz (relative to the checkpoint's folder), not found here; pass --data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "../../waves.npz (relative to the checkpoint's folder), not found here; pass --data" in err
     with open("waves.npz", "ab") as f:
         f.write(b"changed")
     assert main(["eval", "runs/a/best.pt"]) == 2

@@ -94,7 +94,8 @@ def test_every_data_argument_tells_missing_folder_and_unreadable_apart(here, arg
 
 
 def test_a_folder_given_as_a_checkpoint_or_config_says_so(here, tmp_path, capsys):
-    user_error(capsys, ["eval", here / "run"], "is a folder, not a checkpoint", f"did you mean {here / 'run' / 'best.pt'}?")
+    user_error(capsys, ["eval", here / "run"], "is a folder, not a checkpoint",
+               f"did you mean {here / 'run' / 'best.pt'}?")
     Path("empty").mkdir()
     user_error(capsys, ["sample", "empty", "--steps", "2", "--out", "x.npy"], "checkpoint empty: is a folder",
                "give a checkpoint (.pt) inside it")

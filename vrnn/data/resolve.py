@@ -55,8 +55,8 @@ def locate(source: str, setting: str = "data.source", fix: str = DATA_FIX) -> tu
         how = f" --source {source}" if folder else ""
         raise VrnnError(f"{setting} {source!r}: not prepared yet ({prepared} not found){folder}; "
                         f"run `vrnn prepare {source}{how}`")
-    raise VrnnError(f"{setting} {source!r}: no prepared data set of that name ({prepared} not found){folder or ' and no such file'}"
-                    f"; {fix} (prepared names: {', '.join(_recipes())})")
+    raise VrnnError(f"{setting} {source!r}: no prepared data set of that name ({prepared} not found)"
+                    f"{folder or ' and no such file'}; {fix} (prepared names: {', '.join(_recipes())})")
 
 
 # ---- portable references ------------------------------------------------------------------------

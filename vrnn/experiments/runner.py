@@ -155,8 +155,8 @@ def data_summary(data: SequenceData) -> dict:
 def portable_results(exp: Experiment, results: dict, data_dir: Path) -> dict:
     """``results`` as ``results.json`` holds them: each data set's source as the experiment file names it, other
     paths inside ``data_dir`` as ``{data_dir}/...``, and no other path of this machine."""
-    data = {name: portable_meta(m, {"source": exp.data[name].source}, data_dir) | {k: m[k] for k in ("sequences", "steps")}
-            for name, m in results["data"].items()}
+    data = {name: portable_meta(m, {"source": exp.data[name].source}, data_dir)
+            | {k: m[k] for k in ("sequences", "steps")} for name, m in results["data"].items()}
     return results | {"data": data}
 
 
