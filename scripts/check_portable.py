@@ -6,8 +6,9 @@
 Reads every checkpoint under benchmarks/ (``torch.load(weights_only=True)``), every checkpoint's
 .json, every results.json and RESULTS.md. ``--fix`` re-exports each checkpoint that holds an absolute
 path with a portable data reference (a prepared name, or ``{data_dir}/...`` inside ``--data-dir``:
-:func:`vrnn.checkpoint.export_checkpoint`; the weights, float16 or float32, stay byte-identical) and writes each
-run .json's ``data.source`` override as the experiment file names it.
+:func:`vrnn.checkpoint.export_checkpoint`; the weights, float16 or float32, stay byte-identical), writes each
+run .json's ``data.source`` override as the experiment file names it, and rewrites the paths (only) of each
+results.json, whose numbers stay those its RESULTS.md was rendered from.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def committed(root: Path) -> list[Path]:
 
 def fix(root: Path, data_dir: Path) -> None:
     from vrnn.checkpoint import export_checkpoint
-    from vrnn.experiments.runner import portable_override
+    from vrnn.experiments.runner import portable_results
     from vrnn.experiments.spec import load_experiment
 
     for toml in sorted((root / "benchmarks").glob("*/experiment.toml")):
@@ -72,11 +73,24 @@ def fix(root: Path, data_dir: Path) -> None:
                 print(f"re-exported {pt.relative_to(root)}")
             info = pt.with_suffix(".json")
             if info.is_file() and absolute_paths(info):
-                run = json.loads(info.read_text())
-                run["overrides"] = [portable_override(exp, pt.parent.name) if o.startswith("data.source=") else o
-                                    for o in run["overrides"]]
-                info.write_text(json.dumps(run, indent=1) + "\n")
+                info.write_text(json.dumps(portable_run(exp, pt.parent.name, json.loads(info.read_text())), indent=1)
+                                + "\n")
                 print(f"rewrote {info.relative_to(root)}")
+        results = exp.folder / "results.json"
+        if results.is_file() and absolute_paths(results):  # the paths only: its numbers are those RESULTS.md shows
+            old = json.loads(results.read_text())
+            new = portable_results(exp, old, data_dir)
+            new["runs"] = {d: {k: portable_run(exp, d, r) for k, r in runs.items()} for d, runs in old["runs"].items()}
+            results.write_text(json.dumps(new, indent=1) + "\n")
+            print(f"rewrote {results.relative_to(root)}")
+
+
+def portable_run(exp, data: str, run: dict) -> dict:
+    """A run's .json with its ``data.source`` override as the experiment file writes it."""
+    from vrnn.experiments.runner import portable_override
+
+    return run | {"overrides": [portable_override(exp, data) if o.startswith("data.source=") else o
+                                for o in run.get("overrides", [])]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,9 @@ def portable_meta(meta: dict, ref: dict, bench_dir: Path | None = None) -> dict:
     another path inside ``bench_dir`` ``{data_dir}/...``; other absolute paths are left out."""
     out = {}
     for k, v in meta.items():
+        if k == "source":
+            out[k] = ref["source"]
+            continue
         if not (isinstance(v, (str, int, float, bool)) or v is None):
             continue
         if isinstance(v, str) and (os.path.isabs(v) or v.startswith("~")):
@@ -142,7 +145,7 @@ def portable_meta(meta: dict, ref: dict, bench_dir: Path | None = None) -> dict:
                 out[k] = inside
             continue
         out[k] = v
-    return out | {"source": ref["source"]}
+    return {**out, "source": ref["source"]}
 
 
 def checkpoint_data(config: dict, data: SequenceData, base: Path, bench_dir: Path | None = None) -> dict:
