@@ -134,3 +134,14 @@ def tiny_experiment(root: Path, emission: str, experiment: str) -> Path:
     path.parent.mkdir(parents=True)
     path.write_text(experiment)
     return path
+
+
+def one_error_line(code: int, err: str, *needles) -> str:
+    """A command failed as a user mistake: exit 2, no traceback, one line `vrnn: error: ...` naming ``needles``."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("vrnn: error:"), err
+    for n in needles:
+        assert str(n) in lines[0], f"{n!r} not in {lines[0]!r}"
+    return lines[0]

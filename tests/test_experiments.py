@@ -152,6 +152,19 @@ def test_exported_checkpoints_hold_float16_weights_that_load_into_the_model(repo
     assert all(v.dtype == torch.float32 and torch.equal(v, ckpt["model"][k].float()) for k, v in weights.items())
 
 
+def test_exported_checkpoints_and_results_hold_no_path_of_this_machine(repo):
+    from vrnn.checkpoint import load_checkpoint
+
+    folder = _run(repo).parent
+    ckpt = load_checkpoint(folder / "checkpoints/rolls/vrnn-seed0.pt")
+    assert ckpt["config"]["data"]["source"] == ckpt["data_ref"]["source"] == "{data_dir}/rolls.npz"
+    assert ckpt["data_meta"]["source"] == "{data_dir}/rolls.npz" and len(ckpt["data_ref"]["sha256"]) == 64
+    info = json.loads((folder / "checkpoints/rolls/vrnn-seed0.json").read_text())
+    assert 'data.source="{data_dir}/rolls.npz"' in info["overrides"]
+    results = (folder / "results.json").read_text()
+    assert json.loads(results)["data"]["rolls"]["source"] == "{data_dir}/rolls.npz" and str(repo.parent) not in results
+
+
 def test_committed_runs_are_not_trained_again_unless_asked(repo, capsys):
     folder = _run(repo).parent
     before = (folder / "checkpoints/rolls/rnn.pt").read_bytes()

@@ -29,7 +29,7 @@ from vrnn.errors import UnwritablePath
 from vrnn.io import RunLock, atomic_write, writing
 from vrnn.training.trainer import fit
 
-from conftest import tiny_config, write_arrays
+from conftest import one_error_line, tiny_config, write_arrays
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -42,16 +42,6 @@ def vrnn_cmd(*args) -> list[str]:
 def run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m vrnn ARGS` as a user runs it."""
     return subprocess.run(vrnn_cmd(*args), capture_output=True, text=True, cwd=REPO, env=env or ENV, timeout=300)
-
-
-def one_error_line(code: int, err: str, *needles) -> str:
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("vrnn: error:"), err
-    for n in needles:
-        assert str(n) in lines[0], f"{n!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def write_config(path: Path, data: Path, **train) -> Path:

@@ -11,6 +11,7 @@ Python API (mirrors the CLI)::
 from .api import evaluate_checkpoint, sample_checkpoint
 from .checkpoint import load_model
 from .training.config import Config, load_config
+from .data import SequenceData
 from .errors import VrnnError
 from .evaluate import evaluate
 from .models import MODELS, SequenceModel, build_model
@@ -18,7 +19,7 @@ from .sampling import sample
 from .training.trainer import fit
 
 __all__ = [
-    "Config", "MODELS", "SequenceModel", "VrnnError", "build_model", "evaluate", "evaluate_checkpoint",
+    "Config", "MODELS", "SequenceData", "SequenceModel", "VrnnError", "build_model", "evaluate", "evaluate_checkpoint",
     "fit", "load_config", "load_model", "sample", "sample_checkpoint",
 ]
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from .checkpoint import load_model
+from .checkpoint import checkpoint_data_config, load_model
 from .device import resolve_device
 from .errors import VrnnError
 from .models import SequenceModel
@@ -52,31 +52,11 @@ def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: in
 
 
 def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> np.ndarray:
-    """A recording as frames (T, frame_size) at the data's rate, or a .npy (T, D); original units."""
-    from .data.audio import AUDIO_EXTENSIONS, frame_signal, read_audio
+    """One sequence of frames (T, D), original units: a recording framed at the data's rate, a .npy, or
+    anything else ``vrnn eval --data`` reads (its first test sequence); see :func:`vrnn.data.resolve.read_sequences`."""
+    from .data.sources import read_sequences
 
-    path = Path(path)
-    if not path.is_file():
-        raise VrnnError(f"--input {path}: not found; give a .wav/.flac/.ogg recording or a .npy of frames")
-    if path.suffix.lower() == ".npy":
-        x = np.load(path, allow_pickle=False)
-        if x.ndim != 2:
-            raise VrnnError(f"--input {path}: shape {x.shape}; a .npy input must be frames (T, D)")
-        if seconds is not None and "rate" in meta:
-            x = x[: max(1, int(round(seconds * meta["rate"] / meta["frame_size"])))]
-        return x.astype(np.float32)
-    if path.suffix.lower() not in AUDIO_EXTENSIONS:
-        raise VrnnError(f"--input {path}: unknown file type {path.suffix!r}; use .wav, .flac, .ogg or .npy")
-    if "rate" not in meta:
-        raise VrnnError(f"--input {path}: the checkpoint's model was not trained on audio; pass a .npy of frames")
-    rate, frame = int(meta["rate"]), int(meta["frame_size"])
-    wave = read_audio(path, rate)
-    if seconds is not None:
-        wave = wave[: int(round(seconds * rate))]
-    n = len(wave) // frame
-    if n < 2:
-        raise VrnnError(f"--input {path}: shorter than two {frame}-sample frames at {rate} Hz")
-    return frame_signal(wave, frame, n)[0]  # (n, frame)
+    return read_sequences(path, "--input", meta=meta, seconds=seconds)[0]
 
 
 def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Path | None = None,
@@ -117,7 +97,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     zoomed window is ``zoom`` seconds from the middle of each waveform; the models sample on
     ``device`` (``auto``, ``cpu`` or ``cuda[:N]``). Returns the waveforms by row label.
     """
-    from .data import DataConfig, load_dataset
+    from .data import load_dataset
     from .data.audio import steps_for_seconds
     from .sampling import sample
 
@@ -137,7 +117,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
                             f"of one data set")
         if i == 0:
             rate = int(meta["rate"])
-            data = load_dataset(DataConfig(**ckpt["config"]["data"]))
+            data = load_dataset(checkpoint_data_config(ckpt))
             need = int(round(seconds * rate))
             per_seq = data.splits["train"][0].size  # samples per training sequence
             train = np.concatenate([a.reshape(-1) for a in data.splits["train"][: need // per_seq + 1]])
@@ -162,7 +142,7 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
     Returns ``lsd_db`` and ``hf_ratio`` (n,), ``heldout_lsd_db`` and ``heldout_hf_ratio`` (one per
     held-out sequence), ``rate``, ``cutoff_hz`` and ``seconds``.
     """
-    from .data import DataConfig, load_dataset
+    from .data import load_dataset
     from .data.audio import steps_for_seconds
     from .metrics import high_frequency_ratio, log_spectral_distance
     from .sampling import sample
@@ -173,7 +153,7 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
         raise VrnnError(f"{checkpoint}: not an audio model (its data have no sampling rate)")
     rate = int(meta["rate"])
     cutoff = rate / 4 if cutoff_hz is None else cutoff_hz
-    heldout = load_dataset(DataConfig(**ckpt["config"]["data"])).splits[split]
+    heldout = load_dataset(checkpoint_data_config(ckpt)).splits[split]
     reference = np.concatenate([a.reshape(-1) for a in heldout])
     steps = steps_for_seconds(meta, seconds) if seconds is not None else len(heldout[0])
     waves = sample(model.to(resolve_device(device, setting="--device")), steps, n, norm, seed).reshape(n, -1)
@@ -191,7 +171,7 @@ def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = 
     (``delta``: δ_t, or ``kl``: the step's KL) and the audio's own transitions (``flux``: spectral flux, or
     ``energy``: change of log energy), pooled over up to ``max_sequences`` sequences, against time
     shuffled within each sequence (:func:`vrnn.metrics.transition_alignment`)."""
-    from .data import DataConfig, load_dataset
+    from .data import load_dataset
     from .metrics import energy_change, spectral_flux, transition_alignment
 
     if signal not in ("delta", "kl") or transition not in ("flux", "energy"):
@@ -199,7 +179,7 @@ def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = 
     model, norm, ckpt = load_model(checkpoint)
     if "rate" not in ckpt.get("data_meta", {}):
         raise VrnnError(f"{checkpoint}: not an audio model (its data have no sampling rate)")
-    seqs = load_dataset(DataConfig(**ckpt["config"]["data"])).splits[split][:max_sequences]
+    seqs = load_dataset(checkpoint_data_config(ckpt)).splits[split][:max_sequences]
     change = spectral_flux if transition == "flux" else energy_change
     lat, trans, groups = [], [], []
     for i, frames in enumerate(seqs):

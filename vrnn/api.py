@@ -5,8 +5,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import checkpoint_data_config, load_model
 from .data import DataConfig, SequenceData, load_dataset, validate_sequences
+from .data.resolve import locate
 from .device import resolve_device
 from .emissions import check_emission_data
 from .errors import VrnnError
@@ -33,7 +34,9 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
                         estimator: str = "is") -> dict:
     """``vrnn eval``: the report of :func:`vrnn.evaluate.evaluate` for a checkpoint file.
 
-    The data are the checkpoint's own data set, or ``data_source``, or ``data`` already loaded;
+    The data are the checkpoint's own data set, or ``data_source`` (a prepared name or a file), or ``data``
+    already loaded (e.g. a :class:`~vrnn.data.SequenceData` built from numpy arrays, which a checkpoint of a
+    run trained on in-memory data needs);
     ``whole`` scores every sequence of every split (in the order train, valid, test; the report's
     ``split`` is ``"all"`` and ``splits`` counts each), each with the same noise, and so the same
     numbers, as in its own split's evaluation. ``per_sequence`` adds every sequence's numbers (see
@@ -43,21 +46,20 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
     _check_steps(batch_size, "--batch-size")
     device = _device(device)
     model, norm, ckpt = load_model(path)
-    if data is None:
-        data_cfg = DataConfig(**ckpt["config"]["data"])
+    if data is None:  # the checkpoint's own data (or one line saying which --data to pass), or --data
         if data_source is not None:
-            data_cfg = DataConfig(source=data_source)
-        data = load_dataset(data_cfg)
+            locate(data_source, "--data")  # errors name the option
+        data = load_dataset(checkpoint_data_config(ckpt) if data_source is None else DataConfig(source=data_source))
     parts = list(data.splits) if whole else [split]
     seqs, keys = [], []
     for s in parts:
-        where = f"{data.meta['source']} [{s}]"
+        where = f"{data.meta.get('source', data.name)} [{s}]"
         part = validate_sequences(data.splits[s], where, model.cfg.x_dim)
         check_emission_data(model.cfg.emission.name, part, where)
         seqs += part
         keys += split_keys(s, len(part))
     model.to(device)
-    report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.meta["name"],
+    report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.name,
                       split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys, estimator=estimator)
     if whole:
         report["splits"] = {s: len(data.splits[s]) for s in parts}

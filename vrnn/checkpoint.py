@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .data import Normalizer
+from .data import DataConfig, Normalizer
+from .data.resolve import checkpoint_source, moved_data_entries
 from .errors import VrnnError
-from .io import atomic_write
+from .io import atomic_write, check_readable
 from .models import SequenceModel, build_model, model_config_from_dict
 
 FORMAT = "vrnn-checkpoint"
@@ -39,12 +40,17 @@ def copy_checkpoint(src: Path, dest: Path) -> None:
         tmp.write_bytes(data)
 
 
-EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "step", "epoch", "best_valid_elbo", "best_valid", "elapsed")
+EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "data_ref", "step", "epoch", "best_valid_elbo",
+             "best_valid", "elapsed")
 
 
-def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, half: bool = False) -> int:
+def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, half: bool = False,
+                      bench_dir: str | Path | None = None) -> int:
     """Copy ``src`` keeping only what evaluation and sampling need (no optimiser or RNG
     state), plus ``extra`` entries; returns the new file's size in bytes.
+
+    The data reference moves along (:func:`vrnn.data.resolve.moved_data_entries`): a data file's path
+    relative to the folder is made relative to ``dest``'s, or ``{data_dir}/...`` inside ``bench_dir``.
 
     ``half`` stores the weights in float16 (half the bytes; they load into the float32 model
     as they are, so whatever is computed from the exported file is computed from exactly those
@@ -53,6 +59,7 @@ def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = No
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     kept = {k: ckpt[k] for k in EVAL_KEYS if k in ckpt}
+    kept |= moved_data_entries(ckpt, Path(src).parent, dest.parent, bench_dir)
     if half:
         kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in kept["model"].items()}
     save_checkpoint(dest, {**kept, **(extra or {})})
@@ -60,9 +67,8 @@ def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = No
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise VrnnError(f"{path}: checkpoint not found; give the path of a .pt file written by `vrnn train`")
+    path = check_readable(path, "checkpoint", "a checkpoint (.pt)",
+                          "give the path of a .pt file written by `vrnn train`", run_file="best.pt")
     try:
         with warnings.catch_warnings():  # torch warns about a foreign pickle before failing on it; the error says it
             warnings.simplefilter("ignore")
@@ -94,3 +100,20 @@ def load_model(path: str | Path) -> tuple[SequenceModel, Normalizer, dict]:
     ckpt = load_checkpoint(path)
     model, norm = model_from_checkpoint(ckpt)
     return model, norm, ckpt
+
+
+def checkpoint_data_config(ckpt: dict, source: str | None = None) -> DataConfig:
+    """The ``[data]`` of a loaded checkpoint with a source usable on this machine: ``source`` if given, else
+    the data it was trained on (:func:`vrnn.data.resolve.checkpoint_source`: one line saying which ``--data``
+    to pass when they are not here)."""
+    stored = ckpt["config"]["data"]
+    return DataConfig(**{**stored, "source": source if source is not None else checkpoint_source(ckpt)})
+
+
+def stored_config(path: str | Path) -> dict:
+    """A checkpoint's config with its data source usable here (``vrnn train --resume`` without ``--config``)."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("data_ref", {}).get("kind") == "in-memory":
+        raise VrnnError(f"{path}: this run was trained on in-memory data ({ckpt['data_ref'].get('name')}); resume it "
+                        f"from Python: fit(cfg, OUT, resume=True, data=SequenceData(...))")
+    return {**ckpt["config"], "data": {**ckpt["config"]["data"], "source": checkpoint_source(ckpt)}}

@@ -45,7 +45,7 @@ def _cmd_prepare(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .checkpoint import load_checkpoint
+    from .checkpoint import stored_config
     from .training.config import config_from_dict, load_config
     from .settings import apply_overrides
     from .training.trainer import fit
@@ -55,7 +55,7 @@ def _cmd_train(args) -> None:
     if args.config is None:
         if not args.resume:
             raise VrnnError("--config is required (e.g. --config configs/vrnn-bernoulli.toml) unless --resume")
-        raw = apply_overrides(load_checkpoint(Path(args.out) / "last.pt")["config"], args.set)
+        raw = apply_overrides(stored_config(Path(args.out) / "last.pt"), args.set)
         cfg = config_from_dict(raw, where=str(Path(args.out) / "last.pt"))
     else:
         cfg = load_config(args.config, args.set)

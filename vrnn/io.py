@@ -105,6 +105,25 @@ def check_writable(paths: list[Path], overwrite: bool) -> None:
         raise VrnnError(f"{existing[0]}: already exists; pass --overwrite to replace it or choose another --out")
 
 
+def check_readable(path: str | Path, setting: str, what: str, fix: str, run_file: str | None = None) -> Path:
+    """``path`` as a readable file, or one line saying whether it is missing, a folder or unreadable.
+
+    ``setting`` names where the path came from (``--data``, ``checkpoint``, ...), ``what`` the file
+    expected (``a checkpoint``) and ``fix`` what to do when it is missing. A folder that holds
+    ``run_file`` (a run's ``best.pt``) suggests that file."""
+    path = Path(path)
+    if path.is_dir():
+        hint = (f"did you mean {path / run_file}?" if run_file and (path / run_file).is_file()
+                else f"give {what} inside it")
+        raise VrnnError(f"{setting} {path}: is a folder, not {what}; {hint}")
+    if not path.exists():
+        dangling = " (a link to a missing file)" if path.is_symlink() else ""
+        raise VrnnError(f"{setting} {path}: not found{dangling}; {fix}")
+    if not os.access(path, os.R_OK):
+        raise VrnnError(f"{setting} {path}: cannot be read (permission denied); check its permissions or copy it")
+    return path
+
+
 class RunLock:
     """``FOLDER/.lock``, created atomically (``O_CREAT | O_EXCL``) with the holder's pid, host and start
     time: while it exists, no other process takes the folder. The holder also keeps an ``flock`` on it,

@@ -16,37 +16,12 @@ import numpy as np
 import torch
 
 from .checkpoint import load_model
-from .data import pad_batch, validate_sequences
+from .data import pad_batch
+from .data.sources import read_sequences
 from .errors import VrnnError
 from .io import atomic_write, check_writable
 from .outputs.figures import pyplot, save_figure
 from .smc import continue_sequences, particle_filter, score_proposal
-
-
-def read_sequences(path: str | Path, x_dim: int, meta: dict) -> list[np.ndarray]:
-    """A user's sequences in original units: a .npy (T, D) or (N, T, D), every array of a .npz, or a
-    recording (.wav/.flac/.ogg) framed like the checkpoint's audio data."""
-    path = Path(path)
-    if not path.is_file():
-        raise VrnnError(f"--data {path}: not found; give a .npy, .npz or audio file of sequences")
-    if path.suffix.lower() in (".wav", ".flac", ".ogg"):
-        from .analysis import read_frames
-
-        seqs = [read_frames(path, meta)]
-    elif path.suffix in (".npy", ".npz"):
-        try:
-            loaded = np.load(path, allow_pickle=False)
-            if path.suffix == ".npz":
-                with loaded as f:
-                    arrays = [f[k] for k in sorted(f.files)]
-            else:
-                arrays = [loaded]
-        except (OSError, ValueError) as e:
-            raise VrnnError(f"--data {path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
-        seqs = [s for a in arrays for s in (a if a.ndim == 3 else [a])]
-    else:
-        raise VrnnError(f"--data {path}: unknown file type {path.suffix!r}; use .npy, .npz, .wav, .flac or .ogg")
-    return validate_sequences(seqs, f"--data {path}", x_dim)
 
 
 @torch.no_grad()
@@ -75,7 +50,7 @@ def score_file(checkpoint: str | Path, data: str | Path, out: str | Path, partic
     check_writable(list(paths.values()), overwrite)
     model, norm, ckpt = load_model(checkpoint)
     model.to(device)
-    seqs = read_sequences(data, model.cfg.x_dim, ckpt.get("data_meta", {}))
+    seqs = read_sequences(data, "--data", model.cfg.x_dim, ckpt.get("data_meta", {}))
     scores, proposal = score_sequences_per_step(model, [norm(a) for a in seqs], particles, seed, device)
     jac = 0.0 if norm.identity else norm.log_jacobian(model.cfg.x_dim)  # to the data's own units
     scores = [s + jac for s in scores]
@@ -89,8 +64,8 @@ def score_file(checkpoint: str | Path, data: str | Path, out: str | Path, partic
         grid[i, :len(s)] = s
     with atomic_write(paths[".npy"]) as tmp:
         np.save(tmp, grid)
-    scores_png(paths[".png"], seqs[:4], scores[:4], f"{model.display_name}: log p(x_t | x_<t) ({proposal} proposal, "
-                                                    f"K = {particles})")
+    how = "exact" if proposal == "none" else f"{proposal} proposal, K = {particles}"
+    scores_png(paths[".png"], seqs[:4], scores[:4], f"{model.display_name}: log p(x_t | x_<t) ({how})")
     return {"paths": list(paths.values()), "proposal": proposal, "sequences": len(seqs),
             "mean_per_step": float(np.nanmean(grid)), "units": "nats per step, the data's own units"}
 
@@ -123,7 +98,7 @@ def continue_file(checkpoint: str | Path, prime: str | Path, steps: int, out: st
     from .outputs import write_samples
 
     model, norm, ckpt = load_model(checkpoint)
-    prefix = read_sequences(prime, model.cfg.x_dim, ckpt.get("data_meta", {}))[0]
+    prefix = read_sequences(prime, "--prime", model.cfg.x_dim, ckpt.get("data_meta", {}))[0]
     if prime_steps is not None:
         if prime_steps < 1:
             raise VrnnError(f"--prime-steps must be >= 1, got {prime_steps}")

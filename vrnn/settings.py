@@ -169,9 +169,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def read_config_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise VrnnError(f"{path}: config file not found; pass --config with an existing .toml file (see configs/)")
+    from .io import check_readable
+
+    path = check_readable(path, "--config", "a config file (.toml)", "pass --config with an existing .toml file "
+                                                                    "(see configs/)")
     try:
         if path.suffix == ".json":
             return json.loads(path.read_text())

@@ -214,3 +214,19 @@ def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, 
 def join_frames(x: np.ndarray) -> np.ndarray:
     """Frames (T, frame_size) -> the waveform (T·frame_size,), in order."""
     return np.asarray(x).reshape(-1)
+
+
+def read_frames(path: str | Path, meta: dict, seconds: float | None = None, setting: str = "--input") -> np.ndarray:
+    """A recording as frames (T, frame_size) at the rate of the data ``meta`` describes (a checkpoint's
+    ``data_meta``), original units; ``seconds`` keeps only the first S seconds. Errors name ``setting``."""
+    path = Path(path)
+    if "rate" not in meta:
+        raise VrnnError(f"{setting} {path}: the checkpoint's model was not trained on audio; pass a .npy of frames")
+    rate, frame = int(meta["rate"]), int(meta["frame_size"])
+    wave = read_audio(path, rate)
+    if seconds is not None:
+        wave = wave[: int(round(seconds * rate))]
+    n = len(wave) // frame
+    if n < 2:
+        raise VrnnError(f"{setting} {path}: shorter than two {frame}-sample frames at {rate} Hz")
+    return frame_signal(wave, frame, n)[0]  # (n, frame)

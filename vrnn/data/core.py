@@ -15,6 +15,7 @@ from ..io import atomic_write
 from ..settings import Check, Checked, matches, one_of
 
 SPLITS = ("train", "valid", "test")
+IN_MEMORY = "in-memory"  # the name (and checkpoint data source) of data passed from Python
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,25 @@ class SequenceData:
     splits: dict[str, list[np.ndarray]]
     meta: dict = field(default_factory=dict)  # name, kind (pianoroll | real | ...), framing, ...
 
+    @classmethod
+    def from_arrays(cls, train, valid, test, name: str = IN_MEMORY, **meta) -> "SequenceData":
+        """Data from Python: each split an (N, T, D) array or a list of (T_i, D) arrays; ``meta`` e.g.
+        ``kind="real"``. Checkpoints of runs trained on it record ``name`` and the arrays' sha256."""
+        splits = {s: validate_sequences(list(v), f"{name} [{s}]") for s, v in zip(SPLITS, (train, valid, test))}
+        return cls(splits, {"name": name, **meta})
+
     @property
     def x_dim(self) -> int:
         return int(self.splits["train"][0].shape[1])
 
+    @property
+    def name(self) -> str:
+        """``meta["name"]``, or ``in-memory`` for data built in Python without one."""
+        return str(self.meta.get("name", IN_MEMORY))
+
     def describe(self) -> str:
         parts = [f"{s}: {len(v)} sequences, {sum(len(a) for a in v)} steps" for s, v in self.splits.items()]
-        return f"{self.meta.get('name', '?')} ({self.x_dim} dims) — " + "; ".join(parts)
+        return f"{self.name} ({self.x_dim} dims) — " + "; ".join(parts)
 
 
 def data_dir() -> Path:

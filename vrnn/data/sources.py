@@ -1,4 +1,5 @@
-"""Where a config's ``data.source`` points, in which format, and reading it (``load_dataset``)."""
+"""Where a config's ``data.source`` points, in which format, and reading it (``load_dataset``); a user's
+sequences from any data argument (``read_sequences``: ``score --data``, ``sample --prime``, ``analyze --input``)."""
 from __future__ import annotations
 
 import zipfile
@@ -7,24 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VrnnError
-from .core import SPLITS, DataConfig, SequenceData, data_dir, load_prepared, validate_sequences
+from .core import SPLITS, DataConfig, SequenceData, load_prepared, validate_sequences
+from .audio import AUDIO_EXTENSIONS, read_frames
 from .readers import read_arrays, read_boulanger, read_srnn_npz
-from .recipes import RECIPES
+from .resolve import locate
 from .strokes import is_stroke3_npz, read_stroke3_npz
 
 
 def _resolve(cfg: DataConfig) -> tuple[Path, str]:
-    src = cfg.source
-    path = Path(src).expanduser()
-    if not path.suffix and not path.exists():  # a prepared data set's name
-        path = data_dir() / f"{src}.npz"
-        if not path.is_file():
-            hint = f"run `vrnn prepare {src}`" if src in RECIPES else (
-                f"name a prepared data set ({', '.join(sorted(RECIPES))}) or a data file")
-            raise VrnnError(f"data.source {src!r}: {path} not found; {hint}")
+    path, prepared = locate(cfg.source)
+    if prepared:
         return path, "prepared"
-    if not path.is_file():
-        raise VrnnError(f"data.source: {path} not found; give the path of an existing data file")
     fmt = cfg.format
     if fmt == "auto":
         if path.suffix in (".pickle", ".pkl"):
@@ -73,3 +67,53 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
         data.splits[split] = validate_sequences(data.splits[split], f"{path} [{split}]", x_dim)
         x_dim = data.splits[split][0].shape[1]
     return data
+
+
+def is_split_file(path: Path) -> bool:
+    """True for a file that holds a whole data set (train/valid/test): a pickle or a data set's .npz."""
+    if path.suffix in (".pickle", ".pkl"):
+        return True
+    if path.suffix != ".npz":
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+    except (OSError, ValueError) as e:
+        raise VrnnError(f"{path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
+    return bool(keys & {"x_train", "meta", "train"})
+
+
+def read_sequences(source: str | Path, setting: str, x_dim: int | None = None, meta: dict | None = None,
+                   seconds: float | None = None) -> list[np.ndarray]:
+    """A user's sequences in original units, from anything :func:`locate` accepts: a prepared name or a data
+    set's file (its test split), a .npy (T, D) or (N, T, D), every array of a .npz without splits, or a
+    recording framed like the checkpoint's audio (``meta``). ``seconds`` keeps only the first S seconds."""
+    meta = meta or {}
+    path, prepared = locate(str(source), setting, "give a .npy, .npz or audio file of sequences, or a prepared "
+                                                  "data set's name")
+    suffix = path.suffix.lower()
+    if prepared or is_split_file(path):
+        seqs = load_dataset(DataConfig(source=str(path))).splits["test"]
+    elif suffix in AUDIO_EXTENSIONS:
+        return [read_frames(path, meta, seconds, setting)]
+    elif suffix in (".npy", ".npz"):
+        seqs = _read_arrays(path, setting)
+    else:
+        raise VrnnError(f"{setting} {path}: unknown file type {path.suffix!r}; use .npy, .npz, .pickle, .wav, "
+                        f".flac or .ogg")
+    if seconds is not None and "rate" in meta:
+        seqs = [a[: max(1, int(round(seconds * meta["rate"] / meta["frame_size"])))] for a in seqs]
+    return validate_sequences(seqs, f"{setting} {path}", x_dim)
+
+
+def _read_arrays(path: Path, setting: str) -> list[np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with loaded as f:
+                arrays = [f[k] for k in sorted(f.files)]
+        else:
+            arrays = [loaded]
+    except (OSError, ValueError) as e:
+        raise VrnnError(f"{setting} {path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
+    return [s for a in arrays for s in (a if a.ndim == 3 else [a])]

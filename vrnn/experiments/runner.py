@@ -30,6 +30,7 @@ from ..checkpoint import export_checkpoint, load_checkpoint
 from ..training.config import load_config
 from ..data import DataConfig, SequenceData, load_dataset
 from ..data.recipes import prepare
+from ..data.resolve import portable_meta
 from ..errors import VrnnError
 from ..hardware import describe_hardware
 from ..training.trainer import fit
@@ -119,17 +120,24 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
         out / "best.pt")["step"], "stopped": result.stopped, "best_valid_per_step": result.best_valid,
             "watched": result.watched,
             "train_seconds": last["elapsed"], "seconds_per_step": last["elapsed"] / max(step, 1),
-            "hardware": describe_hardware(), "overrides": sets,
+            "hardware": describe_hardware(), "overrides": [portable_override(exp, data), *sets[1:]],
             "date": datetime.date.today().isoformat(), "curve": learning_curve(out / "log.jsonl")}
     if test_curve:
         info["test_curve"] = test_curve
     return info
 
 
-def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict) -> Path:
+def portable_override(exp: Experiment, data: str) -> str:
+    """The ``data.source`` override of data set ``data`` as the experiment file writes it (``{data_dir}/...``
+    or a prepared name): what a run's .json records, never a path of this machine."""
+    return f"data.source={json.dumps(exp.data[data].source)}"
+
+
+def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict, data_dir: Path) -> Path:
     dest = exp.checkpoint(run, data, seed)
-    # float16 weights: the committed tables are computed from exactly the committed file
-    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, half=True) / 2 ** 20
+    # float16 weights: the committed tables are computed from exactly the committed file; the data source is
+    # stored as {data_dir}/... (or its prepared name), never as a path of this machine
+    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, half=True, bench_dir=data_dir) / 2 ** 20
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     if size > MAX_CHECKPOINT_MB:
         print(f"warning: {dest} is {size:.1f} MB, over the {MAX_CHECKPOINT_MB} MB limit for committed checkpoints",
@@ -142,6 +150,14 @@ def data_summary(data: SequenceData) -> dict:
     meta = {k: v for k, v in data.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
     return meta | {"sequences": {s: len(v) for s, v in data.splits.items()},
                    "steps": {s: int(sum(len(a) for a in v)) for s, v in data.splits.items()}}
+
+
+def portable_results(exp: Experiment, results: dict, data_dir: Path) -> dict:
+    """``results`` as ``results.json`` holds them: each data set's source as the experiment file names it, other
+    paths inside ``data_dir`` as ``{data_dir}/...``, and no other path of this machine."""
+    data = {name: portable_meta(m, {"source": exp.data[name].source}, data_dir)
+            | {k: m[k] for k in ("sequences", "steps")} for name, m in results["data"].items()}
+    return results | {"data": data}
 
 
 def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
@@ -215,12 +231,12 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
             info = train_run(exp, run, d, seed, sources[d], work, resume=resume, overrides=overrides or [],
                              deadline=deadline, quiet=quiet, allow_changes=allow_changes)
             if info is not None:
-                export(exp, run, d, seed, work, info)
+                export(exp, run, d, seed, work, info, data_dir)
     if train_only:
         print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
         return None
     results = evaluate_all(exp, sources)
-    (exp.folder / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    out = REPORTS[exp.report](exp, results)
+    (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
+    out = REPORTS[exp.report](exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")
     return out

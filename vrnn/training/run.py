@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import copy_checkpoint, load_checkpoint
+from ..data import SequenceData
+from ..data.resolve import resumed_source
 from ..errors import VrnnError
 from ..io import RunLock, atomic_write, remove_stale_tmp, writing
 from ..models import build_model
@@ -101,7 +103,8 @@ def holding(out: Path, dd: Distributed, device: torch.device):
             lock.release()
 
 
-def open_run(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_changes: bool, main: bool) -> dict | None:
+def open_run(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_changes: bool, main: bool,
+             data: SequenceData | None = None) -> dict | None:
     """Check that ``out`` may take this run; with ``resume``, the checkpoint it continues from
     (:func:`_resume_checkpoint`), the folder first completed by rank 0 (:func:`_complete`); else None."""
     existing = [name for name in RUN_FILES if (out / name).exists()]
@@ -112,13 +115,13 @@ def open_run(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_change
         raise VrnnError(f"{out}/last.pt: nothing to resume; start without --resume")
     if not resume:
         return None
-    ckpt = _resume_checkpoint(out, cfg, allow_changes)
+    ckpt = _resume_checkpoint(out, cfg, allow_changes, data)
     if main:
         _complete(out, ckpt)
     return ckpt
 
 
-def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> dict:
+def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False, data: SequenceData | None = None) -> dict:
     """``out/last.pt``, checked to hold the run ``cfg`` describes: any difference but in the stopping
     rules is refused, or with ``allow_changes`` logged (and the weights checked to fit a changed model)."""
     last = out / "last.pt"
@@ -126,7 +129,8 @@ def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False) -> d
     stored = config_from_dict(ckpt["config"], where=str(last))
     if cfg.model.x_dim == 0:  # not given: filled in from the data, as it was for the stored run
         cfg = cfg.replace(model=dataclasses.replace(cfg.model, x_dim=stored.model.x_dim))
-    changes = config_changes(stored, cfg)
+    source = resumed_source(stored.data.source, cfg.data.source, out, data)  # the same data, stored portably
+    changes = config_changes(stored, cfg.replace(data=dataclasses.replace(cfg.data, source=source)))
     if changes and not allow_changes:
         listed = "; ".join(f"{k}: {a!r} (stored) -> {b!r} (given)" for k, (a, b) in changes.items())
         raise VrnnError(f"{last}: --resume would change the stored run: {listed}; resume with the stored settings "

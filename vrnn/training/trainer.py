@@ -28,6 +28,7 @@ import torch
 
 from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..data import Normalizer, SequenceData, load_dataset
+from ..data.resolve import checkpoint_data
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, VrnnError
@@ -92,7 +93,7 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     dd, device = init_distributed(resolve_device(cfg.train.device))
     try:
         with holding(out, dd, device):
-            ckpt = open_run(out, cfg, resume, overwrite, allow_changes, dd.main)
+            ckpt = open_run(out, cfg, resume, overwrite, allow_changes, dd.main, data)
             torch.set_flush_denormal(cfg.train.flush_denormal)  # CPU only; where unsupported it is a no-op
             return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
     finally:
@@ -137,7 +138,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
                 record = _record(state, tc, v_elbo, score, window, now - window_t0)
                 if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
-                payload = _payload(cfg, norm, data, learner, state) | {"improved": improved}
+                payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
@@ -196,11 +197,12 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, windo
     }
 
 
-def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState) -> dict:
-    """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata,
-    the learner's weights, optimiser and generators, and the run's counters."""
-    return {"config": cfg.to_dict(), **learner.payload(), "normalizer": dataclasses.asdict(norm),
-            "data_meta": _plain_meta(data.meta), **state.payload()}
+def _payload(cfg: Config, norm: Normalizer, data: SequenceData, learner: Learner, state: RunState, out: Path) -> dict:
+    """A checkpoint: the config (a file alone rebuilds its model), the normaliser, the data's metadata and
+    portable reference (:func:`vrnn.data.resolve.checkpoint_data`), the learner's weights, optimiser and
+    generators, and the run's counters."""
+    return {**checkpoint_data(cfg.to_dict(), data, out), **learner.payload(), "normalizer": dataclasses.asdict(norm),
+            **state.payload()}
 
 
 def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: RunLog, record: dict) -> None:
@@ -229,11 +231,6 @@ def _show(bar, stats: dict) -> None:
         rate = bar.format_dict.get("rate") or 0.0
         bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
         bar.update(1)
-
-
-def _plain_meta(meta: dict) -> dict:
-    """Metadata safe for a weights-only checkpoint (no per-piece lists)."""
-    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 def _progress(enabled: bool, total: int, initial: int):
