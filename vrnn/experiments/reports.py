@@ -10,7 +10,8 @@ machine stay in ``results.json``). Layouts (``report = ...`` in the experiment f
 * ``time_to_quality``  a test-ELBO-against-training-time curve of one run
 
 Every layout also draws each data set's learning curves (validation ELBO against steps and
-minutes, every run on it) where the runs' records hold them.
+minutes, every run on it) where the runs' records hold them, and is followed by the table of every
+run's search (settings chosen on the validation split, :func:`search_section`).
 """
 from __future__ import annotations
 
