@@ -160,7 +160,6 @@ def train_search(exp: Experiment, run: RunSpec, source: str, work, *, retrain: b
     return True
 
 
-
 def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, dict]) -> dict[str, dict]:
     """The search table of every run whose candidates are all committed (``scored``: those this invocation
     has scored already), each checked against the seeds trained with its choice; a run with committed
