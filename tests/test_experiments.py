@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import write_arrays
+from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
 from vrnn.experiments.runner import run_experiment
@@ -219,3 +220,147 @@ def test_resumed_runs_may_change_their_config_only_when_allowed(repo, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "w" / "rolls" / "vrnn-seed0" / "log.jsonl").read_text().splitlines()]
     assert {"step": 4, "config_changes": {"train.lr": {"stored": 3e-3, "given": 1e-3}}} in log
     assert log[-1]["step"] == 6 and log[-1]["lr"] == 1e-3
+
+
+# ---- a search: settings chosen on the validation split (issue 23) ------------------------------------
+# no candidate is the config's own setting (lr = 3e-3, hidden = 8): seeds that ignored the choice would show
+SEARCH = ('segment_steps = 2\n', 'segment_steps = 2\nseeds = [0, 1]\nsearch = { "train.lr" = [1e-5, 1e-2], '
+          '"model.hidden" = [4, 6] }\nsearch_data = "rolls"\n')
+GRID = [["train.lr=1e-05", "model.hidden=4"], ["train.lr=1e-05", "model.hidden=6"],
+        ["train.lr=0.01", "model.hidden=4"], ["train.lr=0.01", "model.hidden=6"]]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """The tiny repository with a 2 x 2 search on its RNN (2 seeds), trained once; every evaluation it ran,
+    as (checkpoint relative to the experiment folder, split, report)."""
+    from vrnn.experiments import runner, search
+
+    root = tmp_path_factory.mktemp("search") / "repo"
+    (root / "configs").mkdir(parents=True)
+    (root / "configs" / "rnn.toml").write_text(CONFIG.format(kind="rnn", extra=""))
+    (root / "configs" / "vrnn.toml").write_text(CONFIG.format(kind="vrnn", extra="z_dim = 3"))
+    (root / "benchmarks" / "tiny").mkdir(parents=True)
+    (root / "benchmarks" / "tiny" / "experiment.toml").write_text(EXPERIMENT.replace(*SEARCH))
+    (root.parent / "data").mkdir()
+    write_arrays(root.parent / "data" / "rolls.npz", dim=5, binary=True)
+    calls = []
+
+    def spy(path, split="test", **kw):
+        report = runner_evaluate(path, split=split, **kw)
+        calls.append((Path(path).relative_to(root / "benchmarks" / "tiny").as_posix(), split, report))
+        return report
+
+    runner_evaluate = runner.evaluate_checkpoint
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "evaluate_checkpoint", spy)
+        mp.setattr(search, "evaluate_checkpoint", spy)
+        out = _run(root)
+    return root, out, calls
+
+
+def test_a_search_trains_every_candidate_and_scores_it_on_validation_only(searched):
+    root, out, calls = searched
+    folder = out.parent
+    table = json.loads((folder / "checkpoints/search/rnn/search.json").read_text())
+    assert [c["set"] for c in table["candidates"]] == GRID  # the grid in order, the first setting slowest
+    for i, c in enumerate(table["candidates"]):
+        ckpt = load_checkpoint(folder / c["checkpoint"].split("benchmarks/tiny/")[1])
+        assert (root / "runs/search/rolls" / f"rnn-c{i}" / "best.pt").is_file()  # trained like any run
+        assert ckpt["config"]["train"]["lr"] == float(GRID[i][0].split("=")[1])
+        assert ckpt["config"]["model"]["hidden"] == int(GRID[i][1].split("=")[1])
+        scored = [(split, r) for path, split, r in calls if path == f"checkpoints/search/rnn/c{i}.pt"]
+        assert [split for split, _ in scored] == ["valid"]  # scored once, on validation, never on test
+        assert c["score"] == c["valid"]["log_likelihood"] == scored[0][1]["log_likelihood"]["per_step_total"]
+    assert table["split"] == "valid" and table["data"] == "rolls" and table["seed"] == 0
+
+
+def test_the_chosen_candidate_is_the_best_on_validation_and_the_seeds_train_with_it(searched):
+    _, out, _ = searched
+    folder = out.parent
+    table = json.loads((folder / "checkpoints/search/rnn/search.json").read_text())
+    scores = [c["score"] for c in table["candidates"]]
+    assert table["chosen"] == scores.index(max(scores)) and table["chosen_set"] == GRID[table["chosen"]]
+    lr, hidden = (float(v.split("=")[1]) for v in table["chosen_set"])
+    for key in ("rnn-seed0", "rnn-seed1"):
+        info = json.loads((folder / f"checkpoints/rolls/{key}.json").read_text())
+        assert info["search_chosen"] == table["chosen_set"]
+        cfg = load_checkpoint(folder / f"checkpoints/rolls/{key}.pt")["config"]
+        assert (cfg["train"]["lr"], cfg["model"]["hidden"]) == (lr, hidden)
+
+
+def test_ties_go_to_the_first_candidate_and_a_non_finite_score_never_wins():
+    from vrnn.experiments.search import choose
+
+    assert choose([1.0, 2.0, 2.0]) == 1
+    assert choose([float("nan"), -5.0]) == 1 and choose([float("inf"), 0.0]) == 1
+
+
+def test_the_test_split_is_evaluated_only_for_the_chosen_configurations_seeds(searched):
+    _, _, calls = searched
+    tested = sorted(path for path, split, _ in calls if split == "test")
+    assert tested == ["checkpoints/rolls/rnn-seed0.pt", "checkpoints/rolls/rnn-seed1.pt",
+                      "checkpoints/rolls/vrnn-seed0.pt", "checkpoints/rolls/vrnn-seed1.pt"]
+    assert all(split == "valid" for path, split, _ in calls if "search" in path)
+
+
+def test_the_report_shows_the_whole_search_table_with_the_choice(searched):
+    _, out, _ = searched
+    table = json.loads((out.parent / "checkpoints/search/rnn/search.json").read_text())
+    text = out.read_text()
+    assert "chosen on the validation split; the test split was scored once, for the chosen configuration" in text
+    assert "| candidate | train.lr | model.hidden | valid ELBO | valid log-lik. | |" in text
+    for c in table["candidates"]:
+        row = f"| c{c['candidate']} | {c['set'][0].split('=')[1]} | {c['set'][1].split('=')[1]} | "
+        assert row in text
+        assert (row in text.split("**chosen**")[0].splitlines()[-1]) == (c["candidate"] == table["chosen"])
+    assert json.loads((out.parent / "results.json").read_text())["searches"]["rnn"] == table
+
+
+def test_eval_only_reproduces_the_search_and_the_report_without_training(searched, monkeypatch):
+    from vrnn.experiments import runner
+
+    root, out, _ = searched
+    before = {p: (out.parent / p).read_text() for p in ("RESULTS.md", "checkpoints/search/rnn/search.json")}
+
+    def no_training(*args, **kw):
+        raise AssertionError("--eval-only trained")
+
+    monkeypatch.setattr(runner, "train_run", no_training)
+    assert _run(root, eval_only=True) == out
+    assert {p: (out.parent / p).read_text() for p in before} == before
+
+
+def test_committed_candidates_or_seeds_of_another_search_are_refused(searched):
+    root, out, _ = searched
+    path = out.parent / "experiment.toml"
+    text = path.read_text()
+    try:
+        path.write_text(text.replace("[1e-5, 1e-2]", "[1e-5, 1e-3]"))
+        with pytest.raises(VrnnError, match="candidate 2 of \\[runs.rnn\\] search is now .*--retrain --runs rnn"):
+            _run(root, eval_only=True)
+    finally:
+        path.write_text(text)
+    info = out.parent / "checkpoints/rolls/rnn-seed1.json"
+    saved = info.read_text()
+    try:
+        info.write_text(json.dumps(json.loads(saved) | {"search_chosen": ["model.hidden=2"]}))
+        with pytest.raises(VrnnError, match="rnn-seed1.json: trained with .*--retrain --runs rnn"):
+            _run(root, eval_only=True)
+    finally:
+        info.write_text(saved)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('"model.hidden" = [4, 6]', '"hidden" = [4, 6]', "search key 'hidden' is not a setting; name it section.key"),
+    ('"model.hidden" = [4, 6]', '"model.hidden" = []', "search 'model.hidden' is \\[\\]; give a non-empty list"),
+    ('search_data = "rolls"', 'search_data = "nope"', "search_data 'nope' is not a \\[data.\\*\\] table"),
+    ('search_data = "rolls"', 'search_data = "rolls"\nsearch_metric = "test"',
+     "search_metric is 'test'; set it to one of log_likelihood, elbo"),
+    ('search_data = "rolls"\n', '', "search_data '' is not a \\[data.\\*\\] table"),
+])
+def test_mistakes_in_a_search_are_one_line_errors(repo, old, new, message):
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    path.write_text(path.read_text().replace(*SEARCH).replace(old, new))
+    with pytest.raises(VrnnError, match=message):
+        load_experiment(path)

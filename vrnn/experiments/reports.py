@@ -10,7 +10,8 @@ machine stay in ``results.json``). Layouts (``report = ...`` in the experiment f
 * ``time_to_quality``  a test-ELBO-against-training-time curve of one run
 
 Every layout also draws each data set's learning curves (validation ELBO against steps and
-minutes, every run on it) where the runs' records hold them.
+minutes, every run on it) where the runs' records hold them, and is followed by the table of every
+run's search (settings chosen on the validation split, :func:`search_section`).
 """
 from __future__ import annotations
 
@@ -484,3 +485,33 @@ def time_to_quality(exp, results: dict) -> Path:
 
 
 REPORTS = {"bounds": bounds, "polyphonic": polyphonic, "speech": speech, "handwriting": handwriting, "time_to_quality": time_to_quality}
+
+
+def render(exp, results: dict) -> Path:
+    """``RESULTS.md`` in the experiment's layout, followed by the table of every search (:func:`search_section`)."""
+    out = REPORTS[exp.report](exp, results)
+    section = search_section(exp, results)
+    return write(exp, out.read_text().splitlines() + [""] + section) if section else out
+
+
+def search_section(exp, results: dict) -> list[str]:
+    """Each run's search (:mod:`vrnn.experiments.search`): every candidate's settings and validation scores,
+    the chosen one marked, and how the choice was made."""
+    lines = []
+    for name, t in results.get("searches", {}).items():
+        run = exp.runs[name]
+        metric = {"log_likelihood": f"log-lik. (exact, or importance-sampled with K = {t['iw_samples']})",
+                  "elbo": "ELBO"}[t["metric"]]
+        lines += [f"### Settings of {run.label}, chosen on validation", "",
+                  f"Every candidate trained on {t['data']} (seed {t['seed']}) and scored on its **validation** "
+                  f"split, nats per time step (total/total); the highest validation {metric} is chosen (ties: "
+                  f"the first). Checkpoints and this table: `{exp.search_folder(run).relative_to(exp.root)}/`.", "",
+                  "| candidate | " + " | ".join(t["settings"]) + " | valid ELBO | valid log-lik. | |",
+                  "| --- | " + " | ".join("---:" for _ in t["settings"]) + " | ---: | ---: | --- |"]
+        for c in t["candidates"]:
+            values = [o.split("=", 1)[1] for o in c["set"]]
+            mark = "**chosen**" if c["candidate"] == t["chosen"] else ""
+            lines.append(f"| c{c['candidate']} | " + " | ".join(values) + f" | {fmt(c['valid']['elbo'])} "
+                         f"| {fmt(c['valid']['log_likelihood'])} | {mark} |")
+        lines += ["", f"{run.label} trains every seed with `{' '.join(t['chosen_set'])}`: {t['protocol']}.", ""]
+    return (["## Settings chosen on the validation split", "", *lines]) if lines else []

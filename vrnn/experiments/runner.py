@@ -11,8 +11,12 @@ curve, evaluate every committed checkpoint with :func:`vrnn.api.evaluate_checkpo
    trained in several. A finished run's best checkpoint is exported without optimiser state to
    ``benchmarks/NAME/checkpoints/<data>/<run>.pt`` beside a ``.json`` of how it was trained (steps,
    why it stopped, time, hardware, overrides, and its learning curve from ``log.jsonl``).
+   A run with a ``search`` (:mod:`.search`) first trains every candidate of its grid the same way, to
+   ``benchmarks/NAME/checkpoints/search/<run>/c<i>.pt``, scores them on the validation split, and its seeds
+   then train with the chosen settings.
 2. **evaluate**: every committed checkpoint, with the experiment's ``[eval]`` settings; the reports go
-   to ``benchmarks/NAME/results.json`` (with the date, the hardware and the evaluation times).
+   to ``benchmarks/NAME/results.json`` (with the date, the hardware and the evaluation times), with each
+   search's table (its candidates scored on the validation split only, also in ``search.json``).
 3. **render**: ``RESULTS.md`` (and the figures the report draws) from ``results.json`` only, so the
    same checkpoints always give the same file.
 """
@@ -34,7 +38,8 @@ from ..data.resolve import portable_meta
 from ..errors import VrnnError
 from ..hardware import describe_hardware
 from ..training.trainer import fit
-from .reports import REPORTS
+from .reports import render
+from .search import candidate_run, check_chosen, committed, score_search
 from .spec import Experiment, RunSpec
 
 MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
@@ -133,8 +138,10 @@ def portable_override(exp: Experiment, data: str) -> str:
     return f"data.source={json.dumps(exp.data[data].source)}"
 
 
-def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict, data_dir: Path) -> Path:
-    dest = exp.checkpoint(run, data, seed)
+def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict, data_dir: Path,
+           dest: Path | None = None) -> Path:
+    """The run's ``best.pt``, slim and in float16, at ``dest`` (default: its committed path), beside ``info``."""
+    dest = dest or exp.checkpoint(run, data, seed)
     # float16 weights: the committed tables are computed from exactly the committed file; the data source is
     # stored as {data_dir}/... (or its prepared name), never as a path of this machine
     size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, half=True, bench_dir=data_dir) / 2 ** 20
@@ -143,6 +150,38 @@ def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info
         print(f"warning: {dest} is {size:.1f} MB, over the {MAX_CHECKPOINT_MB} MB limit for committed checkpoints",
               flush=True)
     return dest
+
+
+def train_search(exp: Experiment, run: RunSpec, source: str, work, data_dir: Path, *, retrain: bool, **how) -> bool:
+    """Train and export every candidate of ``run``'s search not yet committed (all of them with ``retrain``);
+    False when the session's deadline stopped one (``--resume`` continues it)."""
+    for i, overrides in enumerate(run.candidates()):
+        if not retrain and committed(exp, run, i):
+            print(f"== search {run.name} c{i}: committed; --retrain trains it again", flush=True)
+            continue
+        cand = candidate_run(run, i)
+        info = train_run(exp, cand, run.search_data, run.search_seed, source, work / "search", **how)
+        if info is None:
+            return False
+        export(exp, cand, run.search_data, run.search_seed, work / "search", info | {"search": list(overrides)},
+               data_dir, dest=exp.search_folder(run) / f"c{i}.pt")
+    return True
+
+
+def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, dict]) -> dict[str, dict]:
+    """The search table of every run whose candidates are all committed (``scored``: those this invocation
+    has scored already), each checked against the seeds trained with its choice; a run with committed
+    seeds but no complete search is an error."""
+    tables = {}
+    for run in exp.runs.values():
+        if not run.search:
+            continue
+        done = all((exp.search_folder(run) / f"c{i}.pt").is_file() for i in range(len(run.candidates())))
+        seeds = any(exp.checkpoint(run, d, seed).is_file() for r, d, seed in exp.cells() if r is run)
+        if done or seeds:  # (with seeds but candidates missing, score_search names the missing one)
+            tables[run.name] = scored.get(run.name) or score_search(exp, run, sources[run.search_data])
+            check_chosen(exp, run, tables[run.name])
+    return tables
 
 
 def data_summary(data: SequenceData) -> dict:
@@ -160,12 +199,13 @@ def portable_results(exp: Experiment, results: dict, data_dir: Path) -> dict:
     return results | {"data": data}
 
 
-def evaluate_all(exp: Experiment, sources: dict[str, str]) -> dict:
-    """Evaluate every committed checkpoint of the experiment; the content of ``results.json``."""
+def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None) -> dict:
+    """Evaluate every committed checkpoint of the experiment on ``[eval] split``, and every search's candidates
+    on the validation split (:func:`search_tables`); the content of ``results.json``."""
     ev = exp.eval
     results = {"experiment": str(exp.path.relative_to(exp.root)), "date": datetime.date.today().isoformat(),
                "hardware": describe_hardware(), "eval": dataclasses.asdict(ev), "data": {}, "runs": {},
-               "evaluations": {}, "eval_seconds": {}}
+               "evaluations": {}, "eval_seconds": {}, "searches": search_tables(exp, sources, scored or {})}
     for name in exp.data:
         cells = [(run, seed) for run, d, seed in exp.cells() if d == name and exp.checkpoint(run, d, seed).is_file()]
         if not cells:
@@ -200,10 +240,39 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     the RESULTS.md path.
 
     A (run, data set, seed) whose checkpoint is already committed is not trained again unless ``retrain``:
-    adding a seed or a run to an experiment trains only what is new."""
+    adding a seed or a run to an experiment trains only what is new. A run with a ``search`` first trains
+    and scores its candidates on validation (:mod:`.search`); its seeds then train with the chosen settings."""
     from .spec import load_experiment
 
     exp = load_experiment(path)
+    _check_choices(exp, runs, datasets, eval_only, train_only, allow_changes, resume)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
+    work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
+    used = {d for run, d, _ in exp.cells()} | {run.search_data for run in exp.runs.values() if run.search}
+    sources = {name: resolve_source(exp, name, data_dir) for name in exp.data if name in used}
+    scored: dict[str, dict] = {}
+    if not eval_only:
+        how = dict(resume=resume, overrides=overrides or [], quiet=quiet, allow_changes=allow_changes,
+                   deadline=time.monotonic() + 60 * minutes if minutes > 0 else float("inf"))
+        for run in exp.runs.values():
+            if run.search and not (runs and run.name not in runs) and train_search(
+                    exp, run, sources[run.search_data], work, data_dir, retrain=retrain, **how):
+                scored[run.name] = score_search(exp, run, sources[run.search_data])
+        _train_cells(exp, sources, work, data_dir, scored, runs=runs, seeds=seeds, datasets=datasets, retrain=retrain,
+                     **how)
+    if train_only:
+        print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
+        return None
+    results = evaluate_all(exp, sources, scored)
+    (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
+    out = render(exp, results)  # the figures read the data where they are on this machine
+    print(f"wrote {out}")
+    return out
+
+
+def _check_choices(exp: Experiment, runs, datasets, eval_only: bool, train_only: bool, allow_changes: bool,
+                   resume: bool) -> None:
+    """The command line's choices fit the experiment and each other."""
     unknown = [r for r in runs or [] if r not in exp.runs]
     if unknown:
         raise VrnnError(f"--runs: {unknown[0]!r} is not a run of {exp.path}; choose from {', '.join(exp.runs)}")
@@ -214,29 +283,24 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
         raise VrnnError("--eval-only and --train-only exclude each other: choose one")
     if allow_changes and not resume:
         raise VrnnError("--allow-changes applies only with --resume (it lets resumed runs change their settings)")
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
-    work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
-    used = {d for run, d, _ in exp.cells()}
-    sources = {name: resolve_source(exp, name, data_dir) for name in exp.data if name in used}
-    if not eval_only:
-        deadline = time.monotonic() + 60 * minutes if minutes > 0 else float("inf")
-        for run, d, seed in exp.cells():
-            if (runs and run.name not in runs) or (seeds is not None and seed not in seeds) or (
-                    datasets and d not in datasets):
-                continue
-            if exp.checkpoint(run, d, seed).is_file() and not retrain:
-                print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
-                      f"again", flush=True)
-                continue
-            info = train_run(exp, run, d, seed, sources[d], work, resume=resume, overrides=overrides or [],
-                             deadline=deadline, quiet=quiet, allow_changes=allow_changes)
-            if info is not None:
-                export(exp, run, d, seed, work, info, data_dir)
-    if train_only:
-        print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
-        return None
-    results = evaluate_all(exp, sources)
-    (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
-    out = REPORTS[exp.report](exp, results)  # the figures read the data where they are on this machine
-    print(f"wrote {out}")
-    return out
+
+
+def _train_cells(exp: Experiment, sources: dict[str, str], work: Path, data_dir: Path, scored: dict[str, dict], *,
+                 runs, seeds, datasets, retrain: bool, overrides: list[str], **how) -> None:
+    """Train and export every selected (run, data set, seed) not committed yet; a run with a search trains
+    with the settings its search chose (``scored``), and waits while the search is unfinished."""
+    for run, d, seed in exp.cells():
+        if (runs and run.name not in runs) or (seeds is not None and seed not in seeds) or (
+                datasets and d not in datasets):
+            continue
+        if exp.checkpoint(run, d, seed).is_file() and not retrain:
+            print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
+                  f"again", flush=True)
+            continue
+        if run.search and run.name not in scored:
+            print(f"== {d} / {run.key(seed)}: waits for its search to finish; continue with --resume", flush=True)
+            continue
+        chosen = scored[run.name]["chosen_set"] if run.search else []
+        info = train_run(exp, run, d, seed, sources[d], work, overrides=[*chosen, *overrides], **how)
+        if info is not None:
+            export(exp, run, d, seed, work, info | ({"search_chosen": chosen} if run.search else {}), data_dir)

@@ -23,6 +23,10 @@
     seeds = [0]                               # train.seed of each repeat; or per data set:
                                               # seeds = { jsb-pickle = [0, 1, 2], nottingham = [0] }
     segment_steps = 0                         # train in resumable segments of this many steps (0: one call)
+    search = { "model.dropout" = [0.0, 0.2], "train.ema" = [0.0, 0.99] }   # optional: settings chosen on
+    search_data = "jsb-pickle"                # validation (vrnn.experiments.search) on this data set,
+    search_seed = 0                           # with this seed, before the seeds above train with them
+    search_metric = "log_likelihood"          # or "elbo": the validation score (the [eval] estimate) compared
 
 Anything else a report needs (published numbers, notes) lives in ``[report_options]``. Paths
 in ``source`` may use ``{data_dir}`` (the ``--data-dir`` flag); every other path is relative
@@ -30,6 +34,8 @@ to the repository root that holds the experiment's folder.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +45,8 @@ from ..errors import VrnnError
 from ..settings import POSITIVE, Check, Checked, at_least, build_dataclass, matches, one_of
 
 NONEMPTY = matches(r".*\S.*", "a non-empty string")
+SEARCH_METRICS = ("log_likelihood", "elbo")  # keys of an evaluation report, per step total/total
+SETTING = r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+"  # a --set key: section.key
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,15 @@ class RunTable(Checked):
     seeds: list | dict | None = None  # a list (default [0]), or a table of lists per data set
     segment_steps: int = 0
     curve_split: str = ""
+    search: dict = field(default_factory=dict)  # setting -> the values tried: a grid of --set overrides
+    search_data: str = ""  # the data set whose validation split chooses among them
+    search_seed: int = 0
+    search_metric: str = "log_likelihood"
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
-                                          "curve_split": one_of(("", "train", "valid", "test"))}
+                                          "curve_split": one_of(("", "train", "valid", "test")),
+                                          "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS)}
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,16 @@ class RunSpec:
     segment_steps: int = 0
     curve_split: str = ""  # evaluate last.pt on this split after every segment (a time-to-quality curve)
     per_data: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (data set, its seeds) where they differ by data set
+    search: tuple[tuple[str, tuple], ...] = ()  # (setting, the values tried): chosen on validation first
+    search_data: str = ""
+    search_seed: int = 0
+    search_metric: str = "log_likelihood"
+
+    def candidates(self) -> list[tuple[str, ...]]:
+        """The search's grid as ``--set`` overrides, in order (the first setting varies slowest)."""
+        keys = [k for k, _ in self.search]
+        grid = itertools.product(*(values for _, values in self.search)) if self.search else ()
+        return [tuple(f"{k}={json.dumps(v)}" for k, v in zip(keys, combo)) for combo in grid]
 
     def seeds_on(self, data: str) -> tuple[int, ...]:
         """The seeds trained on ``data``: the run's ``seeds``, or that data set's entry of a seeds table."""
@@ -141,6 +164,10 @@ class Experiment:
 
     def checkpoint(self, run: RunSpec, data: str, seed: int) -> Path:
         return self.folder / "checkpoints" / data / f"{run.key(seed)}.pt"
+
+    def search_folder(self, run: RunSpec) -> Path:
+        """Where run ``run``'s search keeps its candidates' checkpoints (``c0.pt``, ...) and ``search.json``."""
+        return self.folder / "checkpoints" / "search" / run.name
 
     def cells(self):
         """Every (run, data set, seed) the experiment trains and evaluates, in file order."""
@@ -202,4 +229,27 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
         per_data[d] = seeds
     union = tuple(dict.fromkeys(s for d in r.data for s in per_data[d]))
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
-                   r.curve_split, tuple(per_data.items()) if isinstance(r.seeds, dict) else ())
+                   r.curve_split, tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
+                   _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric)
+
+
+def _search(r: RunTable, section: str, data: dict[str, DataSpec], where: str) -> tuple[tuple[str, tuple], ...]:
+    """``search`` of ``[runs.NAME]`` checked: settings named ``section.key``, each with a non-empty list of
+    values, chosen on a ``[data.*]`` set named by ``search_data``."""
+    if not isinstance(r.search, dict):
+        raise VrnnError(f"{where}: {section} search must be a table of settings and the values to try, "
+                        f'e.g. {{ "model.dropout" = [0.0, 0.2] }}, not {r.search!r}')
+    if not r.search:
+        if r.search_data:
+            raise VrnnError(f"{where}: {section} search_data is set but search is empty; add the settings to search")
+        return ()
+    for key, values in r.search.items():
+        if not matches(SETTING, "").holds(key):
+            raise VrnnError(f"{where}: {section} search key {key!r} is not a setting; name it section.key, "
+                            "e.g. model.dropout")
+        if not isinstance(values, list) or not values:
+            raise VrnnError(f"{where}: {section} search {key!r} is {values!r}; give a non-empty list of values")
+    if r.search_data not in data:
+        raise VrnnError(f"{where}: {section} search_data {r.search_data!r} is not a [data.*] table; name the data "
+                        f"set whose validation split chooses, one of {sorted(data)}")
+    return tuple((key, tuple(values)) for key, values in r.search.items())

@@ -1,0 +1,95 @@
+"""A run's settings chosen on the validation split (``search`` in ``[runs.NAME]``, issue 23).
+
+::
+
+    [runs.srnn]
+    config = "configs/srnn-polyphonic.toml"
+    data = ["jsb-srnn", "nottingham-srnn"]
+    seeds = [0, 1, 2]
+    search = { "model.dropout" = [0.0, 0.2, 0.4], "train.ema" = [0.0, 0.99] }
+    search_data = "jsb-srnn"     # the data set whose validation split chooses
+    search_seed = 0              # the seed every candidate trains with
+    search_metric = "log_likelihood"   # or "elbo"
+
+Every candidate of the grid (each a list of ``--set`` overrides, in order: the first setting varies
+slowest) trains like any run — in resumable segments, under ``--work``/``search`` — and is exported to
+``checkpoints/search/<run>/c<i>.pt``. Each is evaluated, with the experiment's ``[eval]`` settings
+(importance sampling), on the **validation** split of ``search_data`` only; the best by
+``search_metric`` is chosen (ties: the first). The whole table goes to
+``checkpoints/search/<run>/search.json`` and into ``results.json``, and the report renders it
+(:func:`vrnn.experiments.reports.search_section`). Then the run's own seeds train with the chosen
+overrides added, and only their checkpoints are evaluated on the test split: no test number feeds
+the choice. ``--eval-only`` re-scores the committed candidates, so it re-creates the table without training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from ..api import evaluate_checkpoint
+from ..data import DataConfig, load_dataset
+from ..errors import VrnnError
+from .spec import Experiment, RunSpec
+
+SENTENCE = "chosen on the validation split; the test split was scored once, for the chosen configuration"
+
+
+def candidate_run(run: RunSpec, i: int) -> RunSpec:
+    """Candidate ``i`` of ``run``'s search as a run of its own: the run's overrides and the candidate's, one
+    seed, no curve and no search."""
+    return dataclasses.replace(run, name=f"{run.name}-c{i}", overrides=(*run.overrides, *run.candidates()[i]),
+                               seeds=(run.search_seed,), per_data=(), curve_split="", search=())
+
+
+def committed(exp: Experiment, run: RunSpec, i: int) -> bool:
+    """Whether candidate ``i``'s checkpoint is committed; an error when it was trained with other settings."""
+    path = exp.search_folder(run) / f"c{i}.pt"
+    if not path.is_file():
+        return False
+    info = path.with_suffix(".json")
+    trained = json.loads(info.read_text()).get("search") if info.is_file() else None
+    if trained != list(run.candidates()[i]):
+        raise VrnnError(f"{path}: trained with {trained}, but candidate {i} of [runs.{run.name}] search is now "
+                        f"{list(run.candidates()[i])}; pass --retrain --runs {run.name} to train the search again")
+    return True
+
+
+def score_search(exp: Experiment, run: RunSpec, source: str) -> dict:
+    """Every committed candidate scored on the validation split of ``search_data``, the chosen one (the best
+    ``search_metric``; ties: the first) marked; written to ``search.json`` and returned (for results.json)."""
+    ev, folder = exp.eval, exp.search_folder(run)
+    data = load_dataset(DataConfig(source=source))
+    rows = []
+    for i, overrides in enumerate(run.candidates()):
+        if not committed(exp, run, i):
+            raise VrnnError(f"{folder / f'c{i}.pt'}: candidate {i} of [runs.{run.name}] search is not trained; "
+                            "train first (run without --eval-only)")
+        path = folder / f"c{i}.pt"
+        r = evaluate_checkpoint(path, split="valid", iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data)
+        valid = {key: r[key]["per_step_total"] for key in ("elbo", "log_likelihood")}
+        rows.append({"candidate": i, "set": list(overrides), "checkpoint": str(path.relative_to(exp.root)),
+                     "step": r["step"], "valid": valid, "score": valid[run.search_metric]})
+    chosen = choose([row["score"] for row in rows])
+    table = {"run": run.name, "data": run.search_data, "seed": run.search_seed, "split": "valid",
+             "metric": run.search_metric, "units": "nats per time step (total over total steps), model units",
+             "iw_samples": ev.iw_samples, "settings": [k for k, _ in run.search], "candidates": rows,
+             "chosen": chosen, "chosen_set": rows[chosen]["set"], "protocol": SENTENCE}
+    (folder / "search.json").write_text(json.dumps(table, indent=1) + "\n")
+    return table
+
+
+def choose(scores: list[float]) -> int:
+    """The index of the highest score; ties go to the first, and a non-finite score never wins."""
+    ranked = [v if math.isfinite(v) else -math.inf for v in scores]
+    return max(range(len(ranked)), key=lambda i: (ranked[i], -i))
+
+
+def check_chosen(exp: Experiment, run: RunSpec, table: dict) -> None:
+    """The committed seeds of ``run`` were trained with the settings its search chooses now."""
+    for r, d, seed in exp.cells():
+        info = exp.checkpoint(r, d, seed).with_suffix(".json")
+        if r is run and info.is_file() and json.loads(info.read_text()).get("search_chosen") != table["chosen_set"]:
+            raise VrnnError(f"{info}: trained with {json.loads(info.read_text()).get('search_chosen')}, but the "
+                            f"search of [runs.{run.name}] chooses {table['chosen_set']}; pass --retrain --runs "
+                            f"{run.name} to train its seeds with the chosen settings")
