@@ -58,8 +58,8 @@ def committed(root: Path) -> list[Path]:
 
 def fix(root: Path, data_dir: Path) -> None:
     from vrnn.checkpoint import export_checkpoint
-    from vrnn.experiments.runner import portable_results
-    from vrnn.experiments.spec import load_experiment
+    from vrnn.lab.experiments.runner import portable_results
+    from vrnn.lab.experiments.spec import load_experiment
 
     for toml in sorted((root / "benchmarks").glob("*/experiment.toml")):
         exp = load_experiment(toml)
@@ -87,7 +87,7 @@ def fix(root: Path, data_dir: Path) -> None:
 
 def portable_run(exp, data: str, run: dict) -> dict:
     """A run's .json with its ``data.source`` override as the experiment file writes it."""
-    from vrnn.experiments.runner import portable_override
+    from vrnn.lab.experiments.runner import portable_override
 
     return run | {"overrides": [portable_override(exp, data) if o.startswith("data.source=") else o
                                 for o in run.get("overrides", [])]}

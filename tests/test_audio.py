@@ -11,7 +11,7 @@ import torch
 
 sf = pytest.importorskip("soundfile", reason="the audio extra (soundfile, scipy) is not installed")
 
-from vrnn.analysis import (analyze_checkpoint, latent_alignment, latent_trace, sample_quality,  # noqa: E402
+from vrnn.lab.analysis import (analyze_checkpoint, latent_alignment, latent_trace, sample_quality,  # noqa: E402
                            waveforms_figure)
 from vrnn.checkpoint import load_model  # noqa: E402
 from vrnn.cli import main  # noqa: E402
@@ -370,7 +370,7 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     import json
 
     from conftest import tiny_experiment
-    from vrnn.experiments.runner import run_experiment
+    from vrnn.lab.experiments.runner import run_experiment
 
     root = tmp_path / "repo"
     exp = tiny_experiment(root, "name = 'gauss'", SPEECH_EXPERIMENT.format(kind="alignment"))

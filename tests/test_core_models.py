@@ -4,7 +4,7 @@ import torch
 
 from vrnn.data import pad_batch
 from vrnn.models import build_model
-from vrnn.objectives import sequence_elbo, sequence_iw_log_likelihood
+from vrnn.inference.objectives import sequence_elbo, sequence_iw_log_likelihood
 
 from conftest import EMISSION_TABLE, KINDS, MODEL_TABLE, build_kind as _kind, random_sequences, tiny_config
 
@@ -211,7 +211,7 @@ def test_the_drivers_call_only_the_step():
     the particle filter with either proposal, generation and continuation working for it show that no
     driver reaches past the step."""
     from vrnn.models import SequenceModel
-    from vrnn.smc import continue_sequences, particle_filter
+    from vrnn.inference.smc import continue_sequences, particle_filter
 
     model = _kind("storn").double()
     for hook in ("posterior", "transition", "step_prior", "pre_step", "embed_x", "embed_z", "readout"):

@@ -8,7 +8,7 @@ from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint, load_model, save_checkpoint
 from vrnn.errors import TrainingDiverged, VrnnError
 from vrnn.models import StepTerms, build_model
-from vrnn.objectives import training_loss
+from vrnn.inference.objectives import training_loss
 from vrnn.training.averaging import WeightAverage
 from vrnn.training.schedules import epoch_order, kl_weight, learning_rate
 from vrnn.training.trainer import fit

@@ -24,8 +24,8 @@ import torch.multiprocessing as mp
 from vrnn.checkpoint import load_checkpoint
 from vrnn.training.config import config_from_dict
 from vrnn.data import SequenceData
-from vrnn.evaluate import sequence_noise, sequence_uniforms
-from vrnn.smc import particle_filter
+from vrnn.inference.evaluate import sequence_noise, sequence_uniforms
+from vrnn.inference.smc import particle_filter
 from vrnn.training.bounds import OBJECTIVES
 from vrnn.training.distributed import Distributed
 from vrnn.training.learner import Learner

@@ -15,7 +15,7 @@ from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import build_parser, format_report, main
 from vrnn.training.config import config_from_dict
 from vrnn.data import Normalizer, pad_batch
-from vrnn.evaluate import evaluate, score_sequences
+from vrnn.inference.evaluate import evaluate, score_sequences
 from vrnn.models import build_model
 from vrnn.training.trainer import fit
 

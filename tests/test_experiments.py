@@ -12,8 +12,8 @@ from conftest import write_arrays
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
-from vrnn.experiments.runner import run_experiment
-from vrnn.experiments.spec import load_experiment
+from vrnn.lab.experiments.runner import run_experiment
+from vrnn.lab.experiments.spec import load_experiment
 
 CONFIG = """
 [model]
@@ -234,7 +234,7 @@ GRID = [["train.lr=1e-05", "model.hidden=4"], ["train.lr=1e-05", "model.hidden=6
 def searched(tmp_path_factory):
     """The tiny repository with a 2 x 2 search on its RNN (2 seeds), trained once; every evaluation it ran,
     as (checkpoint relative to the experiment folder, split, report)."""
-    from vrnn.experiments import runner, search
+    from vrnn.lab.experiments import runner, search
 
     root = tmp_path_factory.mktemp("search") / "repo"
     (root / "configs").mkdir(parents=True)
@@ -290,7 +290,7 @@ def test_the_chosen_candidate_is_the_best_on_validation_and_the_seeds_train_with
 
 
 def test_ties_go_to_the_first_candidate_and_a_non_finite_score_never_wins():
-    from vrnn.experiments.search import choose
+    from vrnn.lab.experiments.search import choose
 
     assert choose([1.0, 2.0, 2.0]) == 1
     assert choose([float("nan"), -5.0]) == 1 and choose([float("inf"), 0.0]) == 1
@@ -318,7 +318,7 @@ def test_the_report_shows_the_whole_search_table_with_the_choice(searched):
 
 
 def test_eval_only_reproduces_the_search_and_the_report_without_training(searched, monkeypatch):
-    from vrnn.experiments import runner
+    from vrnn.lab.experiments import runner
 
     root, out, _ = searched
     before = {p: (out.parent / p).read_text() for p in ("RESULTS.md", "checkpoints/search/rnn/search.json")}

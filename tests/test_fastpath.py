@@ -1,13 +1,13 @@
 """The library's VRNN (batched heads outside the loop) computes the same function as the
-textbook per-step implementation of vrnn/speed/reference.py: same ELBO, same gradients,
+textbook per-step implementation of vrnn/lab/speed/reference.py: same ELBO, same gradients,
 for the same parameters and the same noise."""
 import pytest
 import torch
 
-from vrnn.speed.reference import ReferenceVRNN
+from vrnn.lab.speed.reference import ReferenceVRNN
 from vrnn.training.config import EmissionConfig
 from vrnn.models.vrnn import VRNN, VRNNConfig
-from vrnn.objectives import sequence_elbo, training_loss
+from vrnn.inference.objectives import sequence_elbo, training_loss
 
 
 CASES = [  # rnn, prior, emission, K
@@ -68,8 +68,8 @@ def test_training_losses_agree_and_depend_on_the_noise():
 def test_library_and_reference_do_the_same_matrix_arithmetic():
     """The fast path batches the per-step products; it does not skip or add any (FLOPs of one
     training step, forward and backward, as counted by torch's FlopCounterMode)."""
-    from vrnn.speed.configs import BenchConfig, make_batches
-    from vrnn.speed.measure import count_flops, trainers
+    from vrnn.lab.speed.configs import BenchConfig, make_batches
+    from vrnn.lab.speed.measure import count_flops, trainers
 
     bc = BenchConfig(dict(kind="vrnn", x_dim=6, hidden=8, width=8, layers=2, z_dim=3,
                           emission=EmissionConfig("gauss")), batch=4, steps=20)

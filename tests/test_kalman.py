@@ -2,7 +2,7 @@
 
 The model is written through the library's hooks (a test-only subclass of SequenceModel), so
 ``forward`` — the one time loop, masking, the per-step terms — and
-``vrnn.objectives`` compute its ELBO and importance-sampled log-likelihood exactly as they do
+``vrnn.inference.objectives`` compute its ELBO and importance-sampled log-likelihood exactly as they do
 for SRNN, DMM and VRNN. The exact log p(x) comes from a Kalman filter in float64.
 
     z_t = A z_{t-1} + w_t,  w_t ~ N(0, Q),  z_0 = 0
@@ -21,7 +21,7 @@ from vrnn.training.config import ModelConfig
 from vrnn.data import pad_batch
 from vrnn.emissions import diag_gaussian
 from vrnn.models import SequenceModel
-from vrnn.objectives import sequence_elbo, sequence_iw_log_likelihood
+from vrnn.inference.objectives import sequence_elbo, sequence_iw_log_likelihood
 
 A = torch.tensor([0.9, 0.6], dtype=torch.float64)  # diagonal transition
 Q = torch.tensor([0.5, 0.3], dtype=torch.float64)  # diagonal transition noise variance

@@ -183,3 +183,20 @@ def test_only_the_models_ask_for_z_dim():
     found = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in MODULES.values() if "models" not in p.parts
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, f"ask model.has_latents instead: {found}"
+
+
+def test_the_core_never_imports_the_lab():
+    """The lab (paper reproduction: vrnn/lab/) sits beside the library: no module outside it imports it,
+    at module level or inside a function, but the command line, which wires the lab's commands in."""
+    lab = {m for m in MODULES if m == "vrnn.lab" or m.startswith("vrnn.lab.")}
+    assert lab, "no vrnn/lab package"
+    offenders = {name: sorted(imports_of(name, path) & lab) for name, path in MODULES.items()
+                 if name not in lab and name != "vrnn.cli" and imports_of(name, path) & lab}
+    assert not offenders, f"the core imports the lab: {offenders}"
+
+
+def test_the_root_holds_the_faces_and_the_ground_only():
+    """Estimators live in vrnn/inference/, paper reproduction in vrnn/lab/: the root keeps the faces
+    (api, cli) and the ground (errors, io, settings, device, hardware, checkpoint)."""
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert loose == ["api", "checkpoint", "cli", "device", "errors", "hardware", "io", "settings"], loose

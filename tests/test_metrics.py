@@ -1,4 +1,4 @@
-"""vrnn.metrics on signals whose answer is known: tones and noise, a step change in energy, drawings
+"""vrnn.lab.metrics on signals whose answer is known: tones and noise, a step change in energy, drawings
 that keep or change their style."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vrnn.errors import VrnnError
-from vrnn.metrics import (average_log_spectrum, energy_change, high_frequency_ratio, log_spectral_distance,
+from vrnn.lab.metrics import (average_log_spectrum, energy_change, high_frequency_ratio, log_spectral_distance,
                           spectral_flux, style_drift, transition_alignment)
 
 RATE = 8000

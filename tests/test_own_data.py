@@ -19,7 +19,7 @@ from vrnn.cli import main
 from vrnn.training.config import config_from_dict
 from vrnn.data import SequenceData
 from vrnn.data.resolve import arrays_sha256
-from vrnn.sampling import sample
+from vrnn.inference.sampling import sample
 from vrnn.training.trainer import fit
 
 from conftest import one_error_line, write_arrays

@@ -11,7 +11,7 @@ from conftest import tiny_config
 from vrnn.checkpoint import load_model
 from vrnn.data import pad_batch
 from vrnn.errors import VrnnError
-from vrnn.scoring import continue_file, score_file
+from vrnn.inference.scoring import continue_file, score_file
 from vrnn.training.trainer import fit
 
 
@@ -50,7 +50,7 @@ def test_vrnn_scores_sum_to_a_likelihood_estimate_near_the_is_one(trained, tmp_p
     seqs = (np.random.default_rng(1).random((2, 12, 88)) < 0.1).astype(np.float32)
     np.savez(tmp_path / "x.npz", a=seqs[0], b=seqs[1])  # two (T, D) arrays
     score_file(ckpts["vrnn"], tmp_path / "x.npz", tmp_path / "s.npy", particles=200)
-    from vrnn.evaluate import score_sequences
+    from vrnn.inference.evaluate import score_sequences
 
     model, _, _ = load_model(ckpts["vrnn"])
     iw = score_sequences(model, list(seqs), iw_samples=200)["log_likelihood"].numpy()
@@ -97,7 +97,7 @@ def test_the_commands(trained, tmp_path, capsys):
 
 
 def test_injected_segments_and_the_roc_auc():
-    from vrnn.experiments.anomaly import inject, roc_auc
+    from vrnn.lab.experiments.anomaly import inject, roc_auc
 
     rng = np.random.default_rng(0)
     seqs = [(rng.random((20, 88)) < 0.05).astype(np.float32) for _ in range(6)]
@@ -115,7 +115,7 @@ def test_injected_segments_and_the_roc_auc():
 
 
 def test_injected_audio_anomalies_are_a_noise_burst_or_a_dropped_frame():
-    from vrnn.experiments.anomaly import inject_audio
+    from vrnn.lab.experiments.anomaly import inject_audio
 
     t = np.arange(10 * 200) / 8000
     seqs = [(0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).reshape(10, 200).astype(np.float32) for i in range(4)]

@@ -11,8 +11,8 @@ from conftest import KINDS, build_kind, tiny_config
 from test_kalman import A, C, Q, R, LinearGaussianSSM, data, sample_sequences  # noqa: F401  (data: fixture)
 from vrnn.training.config import config_from_dict
 from vrnn.models import build_model
-from vrnn.objectives import sequence_elbo, sequence_iw_log_likelihood
-from vrnn.smc import particle_filter, score_proposal, systematic_resample
+from vrnn.inference.objectives import sequence_elbo, sequence_iw_log_likelihood
+from vrnn.inference.smc import particle_filter, score_proposal, systematic_resample
 
 
 def kalman_increments(x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +167,7 @@ def test_systematic_resampling_follows_the_weights():
 def test_a_continuation_starts_from_the_filtered_state():
     """LGSSM: the mean of x_{T+1} over many continuations is the Kalman filter's one-step prediction
     C A m_T (m_T the filtered mean of z_T), not the prior's C A^{T+1}·0 = 0."""
-    from vrnn.smc import continue_sequences
+    from vrnn.inference.smc import continue_sequences
 
     x = sample_sequences(1, seed=3)[0][None]  # (1, T, 3)
     Am, Qm, Rm = torch.diag(A), torch.diag(Q), torch.diag(R)

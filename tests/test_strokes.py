@@ -418,7 +418,7 @@ def test_a_handwriting_claims_table_orders_the_models_and_measures_style_drift(t
     import json
 
     from conftest import tiny_experiment
-    from vrnn.experiments.runner import run_experiment
+    from vrnn.lab.experiments.runner import run_experiment
 
     root = tmp_path / "repo"
     exp = tiny_experiment(root, "name = 'strokes', components = 1", HANDWRITING_EXPERIMENT)

@@ -10,16 +10,17 @@ Python API (mirrors the CLI)::
 """
 from .api import evaluate_checkpoint, sample_checkpoint
 from .checkpoint import load_model
-from .training.config import Config, load_config
 from .data import SequenceData
 from .errors import VrnnError
-from .evaluate import evaluate
-from .models import MODELS, SequenceModel, build_model
-from .sampling import sample
+from .inference.evaluate import evaluate
+from .inference.sampling import sample
+from .inference.smc import particle_filter
+from .models import MODELS, SequenceModel, Step, build_model
+from .training.config import Config, load_config
 from .training.trainer import fit
 
 __all__ = [
-    "Config", "MODELS", "SequenceData", "SequenceModel", "VrnnError", "build_model", "evaluate", "evaluate_checkpoint",
-    "fit", "load_config", "load_model", "sample", "sample_checkpoint",
+    "Config", "MODELS", "SequenceData", "SequenceModel", "Step", "VrnnError", "build_model", "evaluate",
+    "evaluate_checkpoint", "fit", "load_config", "load_model", "particle_filter", "sample", "sample_checkpoint",
 ]
 __version__ = "0.1.0"

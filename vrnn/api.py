@@ -11,9 +11,9 @@ from .data.resolve import locate
 from .device import resolve_device
 from .emissions import check_emission_data
 from .errors import VrnnError
-from .evaluate import EVAL_SEED, evaluate, split_keys
+from .inference.evaluate import EVAL_SEED, evaluate, split_keys
 from .outputs import write_samples
-from .sampling import sample
+from .inference.sampling import sample
 
 WHOLE = "all"  # the report's split when every sequence of the data is scored
 
@@ -32,7 +32,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
                         data_source: str | None = None, seed: int = EVAL_SEED, device: str | torch.device = "cpu",
                         data: SequenceData | None = None, per_sequence: bool = False, whole: bool = False,
                         estimator: str = "is") -> dict:
-    """``vrnn eval``: the report of :func:`vrnn.evaluate.evaluate` for a checkpoint file.
+    """``vrnn eval``: the report of :func:`vrnn.inference.evaluate.evaluate` for a checkpoint file.
 
     The data are the checkpoint's own data set, or ``data_source`` (a prepared name or a file), or ``data``
     already loaded (e.g. a :class:`~vrnn.data.SequenceData` built from numpy arrays, which a checkpoint of a
@@ -40,7 +40,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
     ``whole`` scores every sequence of every split (in the order train, valid, test; the report's
     ``split`` is ``"all"`` and ``splits`` counts each), each with the same noise, and so the same
     numbers, as in its own split's evaluation. ``per_sequence`` adds every sequence's numbers (see
-    :func:`vrnn.evaluate.evaluate`). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
+    :func:`vrnn.inference.evaluate.evaluate`). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
     """
     _check_steps(iw_samples, "--iw-samples")
     _check_steps(batch_size, "--batch-size")

@@ -110,7 +110,7 @@ def _cmd_sample(args) -> None:
 
         steps = steps_for_seconds(load_checkpoint(args.checkpoint).get("data_meta", {}), args.seconds)
     if args.prime is not None:  # filter the prefix, then continue it (prefix and continuation in one file)
-        from .scoring import continue_file
+        from .inference.scoring import continue_file
 
         paths = continue_file(args.checkpoint, args.prime, steps, args.out, prime_steps=args.prime_steps, n=args.num,
                               particles=args.particles, seed=args.seed, overwrite=args.overwrite, bias=args.bias,
@@ -125,7 +125,7 @@ def _cmd_sample(args) -> None:
 
 
 def _cmd_score(args) -> None:
-    from .scoring import score_file
+    from .inference.scoring import score_file
 
     res = score_file(args.checkpoint, args.data, args.out, particles=args.particles, seed=args.seed,
                      device=args.device, overwrite=args.overwrite)
@@ -134,7 +134,7 @@ def _cmd_score(args) -> None:
 
 
 def _cmd_analyze(args) -> None:
-    from .analysis import analyze_checkpoint
+    from .lab.analysis import analyze_checkpoint
 
     res = analyze_checkpoint(args.checkpoint, args.input, out=args.out, seconds=args.seconds, seed=args.seed,
                              overwrite=args.overwrite, device=args.device)
@@ -143,7 +143,7 @@ def _cmd_analyze(args) -> None:
 
 
 def _cmd_waveforms(args) -> None:
-    from .analysis import waveforms_figure
+    from .lab.analysis import waveforms_figure
 
     waveforms_figure(args.checkpoints, args.out, seconds=args.seconds, zoom=args.zoom, seed=args.seed,
                      overwrite=args.overwrite, device=args.device)
@@ -190,7 +190,7 @@ def _add_train(sub) -> None:
 
 
 def _add_eval(sub) -> None:
-    from .evaluate import EVAL_SEED
+    from .inference.evaluate import EVAL_SEED
 
     s = sub.add_parser("eval", help="ELBO and log-likelihood of a checkpoint on a split",
                        description="Evaluate ELBO and (importance-sampled or exact) log-likelihood.", **SHOW_DEFAULTS)
@@ -283,7 +283,7 @@ def _add_waveforms(sub) -> None:
 def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="training speed of the library against the textbook per-step implementation",
                        description="Alternating, in one process: steps/s, GFLOP/s, fraction of a large matmul's rate "
-                                   "and peak memory of the library and of vrnn/speed/reference.py; scaling with T and K.",
+                                   "and peak memory of the library and of vrnn/lab/speed/reference.py; scaling with T and K.",
                        **SHOW_DEFAULTS)
     s.add_argument("--configs", nargs="+", metavar="NAME", help="configurations (default: all; small, paper, srnn-polyphonic)")
     s.add_argument("--quick", action="store_true", help="one short repeat of each measurement (checks that it runs)")
@@ -347,7 +347,7 @@ def _seeds(text: str | None) -> list[int] | None:
 
 
 def _cmd_experiment(args) -> None:
-    from .experiments.runner import run_experiment
+    from .lab.experiments.runner import run_experiment
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
                    runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds),
@@ -360,8 +360,8 @@ def _cmd_experiment(args) -> None:
 def _cmd_bench(args) -> None:
     from .device import resolve_device
     from .io import atomic_write
-    from .speed.bench import run_bench
-    from .speed.report import format_markdown, format_text
+    from .lab.speed.bench import run_bench
+    from .lab.speed.report import format_markdown, format_text
 
     progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 (stderr: --json output stays clean)
     r = run_bench(device=resolve_device(args.device, setting="--device"), quick=args.quick, configs=args.configs,

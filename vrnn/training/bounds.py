@@ -8,7 +8,7 @@ objective is trained.
 * ``elbo``  the step-wise ELBO (KL weighted by β), averaged over ``train.particles`` samples
             (Chung et al. 2015, eq. 11)
 * ``iwae``  the importance-weighted bound with K = ``train.particles`` (Burda et al. 2016)
-* ``fivo``  the particle filter's bound (:func:`vrnn.smc.particle_filter`, Maddison et al. 2017)
+* ``fivo``  the particle filter's bound (:func:`vrnn.inference.smc.particle_filter`, Maddison et al. 2017)
 
 :class:`Bound` puts a model and its objective in one ``nn.Module`` whose ``forward`` computes
 the objective's per-step terms or per-sequence bound: under ``torchrun`` the learner wraps it,
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..models import SequenceModel
-from ..objectives import bound_loss, sequence_iw_log_likelihood, training_loss
-from ..smc import particle_filter
+from ..inference.objectives import bound_loss, sequence_iw_log_likelihood, training_loss
+from ..inference.smc import particle_filter
 
 SumRanks = Callable[[torch.Tensor], torch.Tensor]
 
@@ -65,7 +65,7 @@ class Objective:
     ``reduce(out, mask, beta, sum_ranks)``  the loss per real step of the global batch, its statistics
         as floats and the state carried into the next truncated-BPTT chunk (None: nothing carried)
     ``whole_sequences``  the bound is over whole sequences: truncated BPTT does not apply
-    ``score``, ``smc``   the key of :func:`vrnn.evaluate.score_sequences` that estimates it on
+    ``score``, ``smc``   the key of :func:`vrnn.inference.evaluate.score_sequences` that estimates it on
         validation, and whether that estimate needs the particle filter
     ``tightens``  the bound tightens with K (IWAE, FIVO): validation uses ``train.particles``
         samples and names K; the ELBO's expectation does not depend on K, one sample estimates it

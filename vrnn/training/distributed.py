@@ -2,7 +2,7 @@
 
 Every rank walks the same global batches (:mod:`.schedules`) and trains on its slice of
 each; DistributedDataParallel averages the ranks' gradients, and the training loss
-(:func:`vrnn.objectives.training_loss`) normalises by the real steps of the *global*
+(:func:`vrnn.inference.objectives.training_loss`) normalises by the real steps of the *global*
 batch, so N ranks take the step one process with the whole batch would take. Rank 0
 validates, logs and writes checkpoints; the others take its numbers, so every rank makes
 the same decisions. In one process every method here is the identity or does nothing.

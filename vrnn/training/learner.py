@@ -81,7 +81,7 @@ class Learner:
         per real step of the global chunk; its statistics and the state carried into the next chunk.
 
         The random draws come from this rank's generator, or from ``draws`` (``noise``, and for FIVO
-        ``uniforms``: :func:`vrnn.smc.particle_filter`'s), so that ranks and one process can be
+        ``uniforms``: :func:`vrnn.inference.smc.particle_filter`'s), so that ranks and one process can be
         compared on the same draws."""
         out = self.net(x, mask, self.noise, carry, **draws)
         return self.objective.reduce(out, mask, beta, self.dd.all_sum)

@@ -32,7 +32,7 @@ from ..data.resolve import checkpoint_data
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, VrnnError
-from ..evaluate import score_sequences
+from ..inference.evaluate import score_sequences
 from ..models import SequenceModel
 from .bounds import watched
 from .config import Config

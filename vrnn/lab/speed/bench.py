@@ -1,4 +1,4 @@
-"""``vrnn bench``'s measurements, in the order :func:`run_bench` makes them (the overview is in :mod:`vrnn.speed`)."""
+"""``vrnn bench``'s measurements, in the order :func:`run_bench` makes them (the overview is in :mod:`vrnn.lab.speed`)."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VrnnError
-from ..hardware import hardware
+from ...errors import VrnnError
+from ...hardware import hardware
 from .configs import CONFIGS, JSB_EVAL, BenchConfig, make_batches, make_model
 from .measure import count_flops, eval_fn, matmul_rate, median_seconds, peak_memory, seconds, time_training, trainers
 
@@ -71,8 +71,8 @@ def bench_scaling_K(device, samples, repeats: int, memory: bool) -> list[dict]:
 def bench_jsb_eval(path: str, device, k: int = 40, repeats: int = 1) -> dict:
     """Seconds for the K-sample IS evaluation of the whole JSB Chorales test split (the pickle's framing)
     with the untrained model of :data:`JSB_EVAL` (the time does not depend on the weights)."""
-    from ..data.readers import read_boulanger
-    from ..evaluate import score_sequences
+    from ...data.readers import read_boulanger
+    from ...inference.evaluate import score_sequences
 
     test = read_boulanger(Path(path)).splits["test"]
     model = make_model(JSB_EVAL, device)
@@ -88,7 +88,7 @@ def _load_avg():
 
 def run_bench(device="cpu", quick: bool = False, configs: list[str] | None = None, memory: bool = True,
               progress=print, jsb: str | None = None) -> dict:
-    """All the measurements as one JSON-ready dict (rendered by :mod:`vrnn.speed.report`).
+    """All the measurements as one JSON-ready dict (rendered by :mod:`vrnn.lab.speed.report`).
 
     ``configs``: names in :data:`CONFIGS` (default: all); ``memory``: run the peak-memory probes;
     ``jsb``: path of jsb_chorales.pickle, to also time the K = 40 evaluation of its test split.

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from .checkpoint import checkpoint_data_config, load_model
-from .device import resolve_device
-from .errors import VrnnError
-from .models import SequenceModel
-from .io import check_writable
-from .outputs.audio import fig2_png, waveforms_png
+from ..checkpoint import checkpoint_data_config, load_model
+from ..device import resolve_device
+from ..errors import VrnnError
+from ..models import SequenceModel
+from ..io import check_writable
+from ..outputs.audio import fig2_png, waveforms_png
 
 
 @torch.no_grad()
@@ -54,7 +54,7 @@ def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: in
 def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> np.ndarray:
     """One sequence of frames (T, D), original units: a recording framed at the data's rate, a .npy, or
     anything else ``vrnn eval --data`` reads (its first test sequence); see :func:`vrnn.data.resolve.read_sequences`."""
-    from .data.sources import read_sequences
+    from ..data.sources import read_sequences
 
     return read_sequences(path, "--input", meta=meta, seconds=seconds)[0]
 
@@ -97,9 +97,9 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
     zoomed window is ``zoom`` seconds from the middle of each waveform; the models sample on
     ``device`` (``auto``, ``cpu`` or ``cuda[:N]``). Returns the waveforms by row label.
     """
-    from .data import load_dataset
-    from .data.audio import steps_for_seconds
-    from .sampling import sample
+    from ..data import load_dataset
+    from ..data.audio import steps_for_seconds
+    from ..inference.sampling import sample
 
     out = Path(out)
     if out.suffix != ".png":
@@ -133,7 +133,7 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
 def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = None, split: str = "test",
                    cutoff_hz: float | None = None, seed: int = 0, device: str = "cpu") -> dict:
     """Claim 3 of Chung et al. (2015), measured: ``n`` unconditional samples of an audio model against
-    the held-out ``split`` of its data set (:mod:`vrnn.metrics`).
+    the held-out ``split`` of its data set (:mod:`vrnn.lab.metrics`).
 
     For each sample (``seconds`` long, default one training sequence): the log-spectral distance (dB,
     shape only) between its average spectrum and the held-out split's, and the share of its energy
@@ -142,10 +142,10 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
     Returns ``lsd_db`` and ``hf_ratio`` (n,), ``heldout_lsd_db`` and ``heldout_hf_ratio`` (one per
     held-out sequence), ``rate``, ``cutoff_hz`` and ``seconds``.
     """
-    from .data import load_dataset
-    from .data.audio import steps_for_seconds
+    from ..data import load_dataset
+    from ..data.audio import steps_for_seconds
     from .metrics import high_frequency_ratio, log_spectral_distance
-    from .sampling import sample
+    from ..inference.sampling import sample
 
     model, norm, ckpt = load_model(checkpoint)
     meta = ckpt.get("data_meta", {})
@@ -170,8 +170,8 @@ def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = 
     """Claim 5 (Fig. 2), measured over a held-out split: the rank correlation between a latent signal
     (``delta``: δ_t, or ``kl``: the step's KL) and the audio's own transitions (``flux``: spectral flux, or
     ``energy``: change of log energy), pooled over up to ``max_sequences`` sequences, against time
-    shuffled within each sequence (:func:`vrnn.metrics.transition_alignment`)."""
-    from .data import load_dataset
+    shuffled within each sequence (:func:`vrnn.lab.metrics.transition_alignment`)."""
+    from ..data import load_dataset
     from .metrics import energy_change, spectral_flux, transition_alignment
 
     if signal not in ("delta", "kl") or transition not in ("flux", "energy"):

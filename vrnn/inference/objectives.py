@@ -8,7 +8,7 @@ All terms arrive per step as (K, B, T) tensors with padded steps already zero
 * Importance-sampled log-likelihood with K posterior samples:
   log (1/K) Σ_k p(x, z^k) / q(z^k | x), computed for the whole sequence; as a training
   objective it is the IWAE bound (Burda et al. 2016). Its sequential counterpart, the FIVO
-  bound, is :func:`vrnn.smc.particle_filter`.
+  bound, is :func:`vrnn.inference.smc.particle_filter`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from .models.base import StepTerms
+from ..models.base import StepTerms
 
 
 def sequence_elbo(terms: StepTerms) -> torch.Tensor:
@@ -61,7 +61,7 @@ def bound_loss(bound: torch.Tensor, mask: torch.Tensor,
     """Negative of a per-sequence bound on log p(x) (B,) per real time step, and its value as a float.
 
     For the IWAE bound (:func:`sequence_iw_log_likelihood`, Burda et al. 2016) and the FIVO bound
-    (:func:`vrnn.smc.particle_filter`'s ``log_marginal``, Maddison et al. 2017), which have no
+    (:func:`vrnn.inference.smc.particle_filter`'s ``log_marginal``, Maddison et al. 2017), which have no
     KL term to anneal; ``sum_ranks`` as in :func:`training_loss`.
     """
     total = bound.sum()

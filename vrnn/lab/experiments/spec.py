@@ -3,7 +3,7 @@
 ::
 
     title = "Polyphonic music: SRNN Table 2"
-    report = "polyphonic"                     # the table layout (vrnn.experiments.reports)
+    report = "polyphonic"                     # the table layout (vrnn.lab.experiments.reports)
 
     [eval]                                    # how every checkpoint is evaluated
     split = "test"
@@ -24,7 +24,7 @@
                                               # seeds = { jsb-pickle = [0, 1, 2], nottingham = [0] }
     segment_steps = 0                         # train in resumable segments of this many steps (0: one call)
     search = { "model.dropout" = [0.0, 0.2], "train.ema" = [0.0, 0.99] }   # optional: settings chosen on
-    search_data = "jsb-pickle"                # validation (vrnn.experiments.search) on this data set,
+    search_data = "jsb-pickle"                # validation (vrnn.lab.experiments.search) on this data set,
     search_seed = 0                           # with this seed, before the seeds above train with them
     search_metric = "log_likelihood"          # or "elbo": the validation score (the [eval] estimate) compared
 
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import VrnnError
-from ..settings import POSITIVE, Check, Checked, at_least, build_dataclass, matches, one_of
+from ...errors import VrnnError
+from ...settings import POSITIVE, Check, Checked, at_least, build_dataclass, matches, one_of
 
 NONEMPTY = matches(r".*\S.*", "a non-empty string")
 SEARCH_METRICS = ("log_likelihood", "elbo")  # keys of an evaluation report, per step total/total

@@ -6,9 +6,9 @@ import zlib
 import numpy as np
 import torch
 
-from .data import Normalizer, pad_batch
-from .errors import VrnnError
-from .models import SequenceModel
+from ..data import Normalizer, pad_batch
+from ..errors import VrnnError
+from ..models import SequenceModel
 from .objectives import normalisations, sequence_elbo, sequence_iw_log_likelihood
 from .smc import particle_filter
 
@@ -71,7 +71,7 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
                     keys: list[tuple[int, ...]] | None = None, smc: bool = False) -> dict[str, torch.Tensor]:
     """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units;
     with ``smc`` also ``log_likelihood_smc``, a particle filter's estimate with as many particles
-    (the model's posterior as proposal, :mod:`vrnn.smc`) on the same noise.
+    (the model's posterior as proposal, :mod:`vrnn.inference.smc`) on the same noise.
 
     Sequences are batched in order of length to keep padding small (and within
     :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order. Sequence i's

@@ -3,9 +3,9 @@
 * :func:`score_file` — a particle filter's estimate of log p(x_t | x_<t) at every step of every
   sequence of a file (the quantity anomaly detection needs), in nats per step, written as CSV,
   NPY and a PNG of each sequence's signal above its score. The proposal is the model's posterior
-  when it is a filter and the prior (a bootstrap filter) otherwise (:func:`vrnn.smc.score_proposal`);
+  when it is a filter and the prior (a bootstrap filter) otherwise (:func:`vrnn.inference.smc.score_proposal`);
   for the RNN baselines the scores are exact.
-* :func:`continue_file` — filter a prefix, then sample its continuation (:func:`vrnn.smc.continue_sequences`).
+* :func:`continue_file` — filter a prefix, then sample its continuation (:func:`vrnn.inference.smc.continue_sequences`).
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_model
-from .data import pad_batch
-from .data.sources import read_sequences
-from .errors import VrnnError
-from .io import atomic_write, check_writable
-from .outputs.figures import pyplot, save_figure
+from ..checkpoint import load_model
+from ..data import pad_batch
+from ..data.sources import read_sequences
+from ..errors import VrnnError
+from ..io import atomic_write, check_writable
+from ..outputs.figures import pyplot, save_figure
 from .smc import continue_sequences, particle_filter, score_proposal
 
 
@@ -95,7 +95,7 @@ def continue_file(checkpoint: str | Path, prime: str | Path, steps: int, out: st
                   n: int = 1, particles: int = 100, seed: int = 0, overwrite: bool = False, **sampling) -> list[Path]:
     """``vrnn sample --prime FILE``: the first sequence of FILE (its first ``prime_steps`` steps) followed by
     ``n`` continuations of ``steps`` steps, written like ``vrnn sample``'s files (prefix and continuation in one)."""
-    from .outputs import write_samples
+    from ..outputs import write_samples
 
     model, norm, ckpt = load_model(checkpoint)
     prefix = read_sequences(prime, "--prime", model.cfg.x_dim, ckpt.get("data_meta", {}))[0]

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from ..emissions import diag_gaussian, positive_scale
-from ..models.vrnn import VRNN
+from ...emissions import diag_gaussian, positive_scale
+from ...models.vrnn import VRNN
 
 
 class ReferenceVRNN(nn.Module):
@@ -73,7 +73,7 @@ class ReferenceVRNN(nn.Module):
         return (torch.stack(log_px, 1).view(samples, B, T), torch.stack(kl, 1).view(samples, B, T))
 
     def loss(self, x, mask=None, generator=None, kl_weight: float = 1.0) -> torch.Tensor:
-        """Negative ELBO per real time step, as :func:`vrnn.objectives.training_loss`."""
+        """Negative ELBO per real time step, as :func:`vrnn.inference.objectives.training_loss`."""
         log_px, kl = self(x, mask, generator=generator)
         mask = x.new_ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
         steps = mask.sum().clamp(min=1)

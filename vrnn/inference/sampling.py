@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import Normalizer
-from .models import SequenceModel
+from ..data import Normalizer
+from ..models import SequenceModel
 
 
 def sample(model: SequenceModel, steps: int, n: int = 1, normalizer: Normalizer | None = None,

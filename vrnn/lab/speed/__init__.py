@@ -1,7 +1,7 @@
 """``vrnn bench``: the library's training step against the textbook per-step one, side by side.
 
 In one process and alternating (so both see the same machine load), it trains the
-reference implementation of :mod:`vrnn.speed.reference` (one Python iteration per time
+reference implementation of :mod:`vrnn.lab.speed.reference` (one Python iteration per time
 step, every head inside the loop) and the library's model, both from the same initial
 parameters on the same synthetic batches, and reports for each:
 
@@ -19,8 +19,8 @@ It also measures how training time and memory scale with the sequence length T a
 importance-sampled evaluation scales with the number of samples K (the K samples run as
 one K·B batch; K separate passes shown for comparison).
 
-Modules: :mod:`~vrnn.speed.configs` (the measured configurations), :mod:`~vrnn.speed.reference`
-(the per-step baseline), :mod:`~vrnn.speed.measure` (timing, FLOP counting, memory probes),
-:mod:`~vrnn.speed.bench` (:func:`~vrnn.speed.bench.run_bench`: all the measurements as one dict)
-and :mod:`~vrnn.speed.report` (markdown and text).
+Modules: :mod:`~vrnn.lab.speed.configs` (the measured configurations), :mod:`~vrnn.lab.speed.reference`
+(the per-step baseline), :mod:`~vrnn.lab.speed.measure` (timing, FLOP counting, memory probes),
+:mod:`~vrnn.lab.speed.bench` (:func:`~vrnn.lab.speed.bench.run_bench`: all the measurements as one dict)
+and :mod:`~vrnn.lab.speed.report` (markdown and text).
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..objectives import sequence_iw_log_likelihood, training_loss
+from ...inference.objectives import sequence_iw_log_likelihood, training_loss
 from .configs import CONFIGS, BenchConfig, make_batches, make_model
 from .reference import ReferenceVRNN
 
@@ -164,7 +164,7 @@ def peak_memory(config: str, device, what: str, **sizes) -> float:
     spec = {"config": config, "device": str(device), "what": what, **sizes}
     if torch.device(device).type == "cuda":
         return probe_memory(spec)
-    code = ("import json,sys; from vrnn.speed.measure import probe_memory; "
+    code = ("import json,sys; from vrnn.lab.speed.measure import probe_memory; "
             "print(json.dumps(probe_memory(json.loads(sys.argv[1]))))")
     res = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
     if res.returncode != 0:

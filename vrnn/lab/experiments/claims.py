@@ -8,15 +8,15 @@
   over sequences, and the difference of every seed pair (seed i of ``a`` against seed i of ``b``).
   Reproduces if the difference is positive by more than two standard errors and on every seed pair.
 * ``samples``     ``a``'s unconditional samples nearer the held-out audio than ``b``'s
-  (:func:`vrnn.analysis.sample_quality`: log-spectral distance in dB, high-frequency energy share).
+  (:func:`vrnn.lab.analysis.sample_quality`: log-spectral distance in dB, high-frequency energy share).
   Reproduces if ``a``'s mean distance is lower by more than two standard errors (Welch).
 * ``alignment``   ``run``'s latent changes line up with the audio's transitions
-  (:func:`vrnn.analysis.latent_alignment`). Reproduces if the rank correlation is positive with a
+  (:func:`vrnn.lab.analysis.latent_alignment`). Reproduces if the rank correlation is positive with a
   shuffle p-value below 0.01.
 * ``ordering``    ``runs`` ordered best first as the paper has them: the share of pairs that our
   seed-mean test log-likelihoods order alike (1: the same order).
 * ``style``       ``a``'s samples drift less in style between their halves than ``b``'s
-  (:func:`vrnn.metrics.style_drift`), beside training drawings of the same length.
+  (:func:`vrnn.lab.metrics.style_drift`), beside training drawings of the same length.
 
 The measured numbers come from the checkpoints (seeded), so the same checkpoints render the same table.
 """
@@ -151,10 +151,10 @@ def ordering(exp, results: dict, c: dict) -> tuple[str, str]:
 
 
 def style(exp, results: dict, c: dict) -> tuple[str, str]:
-    from ..checkpoint import load_model
-    from ..data import DataConfig, load_dataset
+    from ...checkpoint import load_model
+    from ...data import DataConfig, load_dataset
     from ..metrics import style_drift
-    from ..sampling import sample
+    from ...inference.sampling import sample
 
     n, seed = int(c.get("n", 100)), int(c.get("seed", 0))
     source = results["data"][c["data"]]["source"]
@@ -188,7 +188,7 @@ def claims_table(exp, results: dict) -> list[str]:
     lines = ["## The claims, measured", "", "| # | claim | the paper | ours | reproduces? |", "| --- | --- | --- | --- | --- |"]
     for i, c in enumerate(entries, 1):
         if c.get("kind") not in MEASURES:
-            from ..errors import VrnnError
+            from ...errors import VrnnError
 
             raise VrnnError(f"{exp.path}: report_options.claims[{i - 1}].kind = {c.get('kind')!r}; choose one of "
                             f"{', '.join(KINDS)}")

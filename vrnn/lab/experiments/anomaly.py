@@ -6,7 +6,7 @@ key on with probability 0.1). Audio frames (:func:`inject_audio`): each test seq
 noise burst (one frame replaced by white noise at the sequence's RMS level) or a dropped frame (one
 frame removed, so the waveform jumps; the frame after the gap is the injected step). Which sequence
 gets which, and where, is drawn from ``seed``. A model's anomaly score of a
-step is −log p̂(x_t | x_<t) (:func:`vrnn.scoring.score_sequences_per_step`: exact for an RNN,
+step is −log p̂(x_t | x_<t) (:func:`vrnn.inference.scoring.score_sequences_per_step`: exact for an RNN,
 a particle filter otherwise), and the report gives the ROC AUC of the scores for telling the
 injected steps from the others (0.5: chance; 1: every injected step scores above every clean one).
 """
@@ -86,7 +86,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def anomaly_aucs(model, norm, seqs: list[np.ndarray], seed: int = 0, particles: int = 100,
                  data_kind: str = "pianoroll") -> dict[str, float]:
     """ROC AUC of −log p̂(x_t | x_<t) for the injected steps, per kind and over all sequences."""
-    from ..scoring import score_sequences_per_step
+    from ...inference.scoring import score_sequences_per_step
 
     bad, labels, kinds = (inject_audio if data_kind == "audio" else inject)(seqs, seed)
     scores, _ = score_sequences_per_step(model, [norm(a) for a in bad], particles, seed)

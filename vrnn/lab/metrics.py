@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import VrnnError
+from ..errors import VrnnError
 
 
 def _scipy(what: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs.figures import pyplot, save_figure
+from ...outputs.figures import pyplot, save_figure
 from .claims import by_seed, claims_table, paired_difference, seed_mean
 
 
@@ -303,7 +303,7 @@ def speech_figures(exp, results: dict) -> list[str]:
 
 # ---- handwriting: VRNN Table 1, IAM-OnDB column ------------------------------------------------
 def handwriting(exp, results: dict) -> Path:
-    from ..checkpoint import load_model
+    from ...checkpoint import load_model
 
     opts = exp.report_options
     (data,) = [d for d in exp.data if d in results["evaluations"]]
@@ -345,9 +345,9 @@ def handwriting(exp, results: dict) -> Path:
 
 def samples_grid(exp, source: str, models: dict, opts: dict) -> Path:
     """VRNN Fig. 4: training drawings next to unconditional samples of each model (seeded)."""
-    from ..data import DataConfig, load_dataset
-    from ..outputs.strokes import strokes_grid_png
-    from ..sampling import sample
+    from ...data import DataConfig, load_dataset
+    from ...outputs.strokes import strokes_grid_png
+    from ...inference.sampling import sample
 
     rows_, seed = int(opts.get("rows", 8)), int(opts.get("seed", 0))
     train = load_dataset(DataConfig(source=source)).splits["train"]
@@ -414,8 +414,8 @@ def anomaly_section(exp, results: dict, data: str, found: list) -> list[str]:
     opts = exp.report_options.get(f"anomaly-{data}", exp.report_options.get("anomaly"))
     if not opts or not any(run.name in opts.get("runs", []) for run, *_ in found):
         return []
-    from ..checkpoint import load_model
-    from ..data import DataConfig, load_dataset
+    from ...checkpoint import load_model
+    from ...data import DataConfig, load_dataset
     from .anomaly import anomaly_aucs, kinds_for
 
     seed, particles = int(opts.get("seed", 0)), int(opts.get("particles", 100))
@@ -495,7 +495,7 @@ def render(exp, results: dict) -> Path:
 
 
 def search_section(exp, results: dict) -> list[str]:
-    """Each run's search (:mod:`vrnn.experiments.search`): every candidate's settings and validation scores,
+    """Each run's search (:mod:`vrnn.lab.experiments.search`): every candidate's settings and validation scores,
     the chosen one marked, and how the choice was made."""
     lines = []
     for name, t in results.get("searches", {}).items():

@@ -29,15 +29,15 @@ import os
 import time
 from pathlib import Path
 
-from ..api import evaluate_checkpoint
-from ..checkpoint import export_checkpoint, load_checkpoint
-from ..training.config import load_config
-from ..data import DataConfig, SequenceData, load_dataset
-from ..data.recipes import prepare
-from ..data.resolve import portable_meta
-from ..errors import VrnnError
-from ..hardware import describe_hardware
-from ..training.trainer import fit
+from ...api import evaluate_checkpoint
+from ...checkpoint import export_checkpoint, load_checkpoint
+from ...training.config import load_config
+from ...data import DataConfig, SequenceData, load_dataset
+from ...data.recipes import prepare
+from ...data.resolve import portable_meta
+from ...errors import VrnnError
+from ...hardware import describe_hardware
+from ...training.trainer import fit
 from .reports import render
 from .search import candidate_run, check_chosen, committed, score_search
 from .spec import Experiment, RunSpec

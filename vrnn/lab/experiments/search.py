@@ -17,7 +17,7 @@ slowest) trains like any run — in resumable segments, under ``--work``/``searc
 (importance sampling), on the **validation** split of ``search_data`` only; the best by
 ``search_metric`` is chosen (ties: the first). The whole table goes to
 ``checkpoints/search/<run>/search.json`` and into ``results.json``, and the report renders it
-(:func:`vrnn.experiments.reports.search_section`). Then the run's own seeds train with the chosen
+(:func:`vrnn.lab.experiments.reports.search_section`). Then the run's own seeds train with the chosen
 overrides added, and only their checkpoints are evaluated on the test split: no test number feeds
 the choice. ``--eval-only`` re-scores the committed candidates, so it re-creates the table without training.
 """
@@ -27,9 +27,9 @@ import dataclasses
 import json
 import math
 
-from ..api import evaluate_checkpoint
-from ..data import DataConfig, load_dataset
-from ..errors import VrnnError
+from ...api import evaluate_checkpoint
+from ...data import DataConfig, load_dataset
+from ...errors import VrnnError
 from .spec import Experiment, RunSpec
 
 SENTENCE = "chosen on the validation split; the test split was scored once, for the chosen configuration"

@@ -12,7 +12,7 @@ and with W_{t-1} the normalised weights before the step,
 
 When the effective sample size 1 / Σ_k (W_t^k)² falls below ``threshold · K`` the particles
 are resampled (systematic resampling) and the weights reset to 1/K. Without resampling the
-estimate is exactly the importance-sampled one, log (1/K) Σ_k Π_t α_t^k (:func:`vrnn.objectives
+estimate is exactly the importance-sampled one, log (1/K) Σ_k Π_t α_t^k (:func:`vrnn.inference.objectives
 .sequence_iw_log_likelihood`); with it, the variance no longer grows exponentially with T.
 The estimate of p(x) is unbiased, so E[log p̂(x)] ≤ log p(x): as a training objective it is
 the FIVO bound (Maddison et al. 2017; Le et al. 2018; Naesseth et al. 2018). Gradients flow
@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import VrnnError
-from .models import SequenceModel
-from .models.base import tile_samples
+from ..errors import VrnnError
+from ..models import SequenceModel
+from ..models.base import tile_samples
 
 PROPOSALS = ("posterior", "prior")  # "none" is the one proposal of a model without latent variables
 RESAMPLING = ("ess", "always", "never")

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..emissions import EmissionConfig
-from ..models import MODELS, build_model
+from ...emissions import EmissionConfig
+from ...models import MODELS, build_model
 
 
 @dataclass(frozen=True)
