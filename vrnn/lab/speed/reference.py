@@ -4,7 +4,7 @@ This is how public implementations of the VRNN (Chung et al. 2015) and its famil
 the model: at each step t, φx(x_t), the encoder, the prior, the sample, φz(z_t), the
 decoder, log p(x_t | ·), the KL term and PyTorch's LSTM cell on cat([φx(x_t), φz(z_t)])
 all run inside the loop. It is the baseline of ``vrnn bench`` and the "plain path" of
-the equivalence test (tests/test_fastpath.py).
+the equivalence test (tests/models/test_fastpath.py).
 
 :class:`ReferenceVRNN` shares the modules of a library :class:`vrnn.models.vrnn.VRNN`
 (``ReferenceVRNN(model)``), so both hold the same parameters, and draws the posterior

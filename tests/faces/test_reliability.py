@@ -31,7 +31,7 @@ from vrnn.training.trainer import fit
 
 from conftest import one_error_line, tiny_config, write_arrays
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 

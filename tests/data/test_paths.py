@@ -15,7 +15,7 @@ from vrnn.training.trainer import fit
 
 from conftest import one_error_line, random_sequences, tiny_config, write_arrays
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def vrnn(*argv) -> int:

@@ -18,7 +18,7 @@ from vrnn.models import MODELS
 
 from conftest import write_arrays
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = ["--set", "model.hidden=16", "--set", "model.width=16", "--set", "model.layers=1", "--set", "model.z_dim=2",
         "--set", "train.max_steps=2", "--set", "train.eval_every=1", "--quiet"]

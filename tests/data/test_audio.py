@@ -23,7 +23,7 @@ from vrnn.data.splits import seeded_split  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.training.trainer import fit  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 FSDD = SHARED / "speech" / "fsdd" / "recordings"
 
 

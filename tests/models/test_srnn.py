@@ -19,7 +19,7 @@ from vrnn.training.trainer import fit
 
 from conftest import random_sequences, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # (kind, model settings) for every variant of this issue
 VARIANTS = {

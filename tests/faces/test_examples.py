@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VRNN = Path(sys.executable).with_name("vrnn")  # the console script: the working directory is not on sys.path
 TINY = ["--set", "model.hidden=12", "--set", "model.z_dim=3", "--set", "train.max_steps=12",
         "--set", "train.eval_every=6", "--set", "train.batch_size=8", "--quiet"]

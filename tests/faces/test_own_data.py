@@ -24,7 +24,7 @@ from vrnn.training.trainer import fit
 
 from conftest import one_error_line, write_arrays
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MAKE_DATA = """
 import numpy as np
 from vrnn.data import SequenceData
