@@ -229,7 +229,8 @@ def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torc
 def _show(bar, stats: dict) -> None:
     if bar is not None:
         rate = bar.format_dict.get("rate") or 0.0
-        bar.set_postfix(elbo=f"{stats['elbo']:.3f}", kl=f"{stats['kl']:.3f}", steps_s=f"{rate:.1f}")
+        shown = {k: f"{stats[k]:.3f}" for k in ("elbo", "kl", "bound") if k in stats}  # the ELBO's parts, or the bound
+        bar.set_postfix(**shown, steps_s=f"{rate:.1f}")
         bar.update(1)
 
 
