@@ -26,12 +26,13 @@ class EmissionConfig(Checked):
     against :data:`vrnn.emissions.EMISSIONS` by :class:`vrnn.models.ModelConfig` (the registry
     is built from the emission modules, which import this one)."""
 
-    name: str = "gauss"  # gauss | gmm | bernoulli | strokes
-    components: int = 20  # mixture components for gmm and strokes (VRNN paper: 20)
-    min_scale: float = 1e-3  # floor on Gaussian standard deviations
+    name: str = "gauss"  # gauss | gmm | bernoulli | strokes | nade | ar-gmm | dlogistic
+    components: int = 20  # mixture components for gmm, strokes, ar-gmm, dlogistic (VRNN paper: 20)
+    min_scale: float = 1e-3  # floor on Gaussian (and logistic) scales
+    hidden: int = 150  # hidden units of the within-frame network of nade and ar-gmm
 
     SECTION: ClassVar[str] = "model.emission"
-    CHECKS: ClassVar[dict[str, Check]] = {"components": POSITIVE, "min_scale": above(0)}
+    CHECKS: ClassVar[dict[str, Check]] = {"components": POSITIVE, "min_scale": above(0), "hidden": POSITIVE}
 
 
 def diag_gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
@@ -52,6 +53,7 @@ class Emission(nn.Module):
 
     name = "base"
     real_valued = True  # real-valued data are normalised with the training mean/std
+    discrete = False  # log_prob is a probability mass (the evaluation adds bits per frame)
     normalized_columns: tuple[int, ...] | None = None  # the features normalised; None: all of them
 
     def __init__(self, cfg: EmissionConfig, in_features: int, x_dim: int):

@@ -49,6 +49,7 @@ class BernoulliEmission(Emission):
 
     name = "bernoulli"
     real_valued = False
+    discrete = True
 
     def __init__(self, cfg, in_features, x_dim):
         super().__init__(cfg, in_features, x_dim)
@@ -59,10 +60,15 @@ class BernoulliEmission(Emission):
 
     @classmethod
     def check_data(cls, x, where):
-        bad = ~np.isin(x, (0.0, 1.0))
-        if bad.any():
-            value = x[bad].flat[0]
-            raise VrnnError(
-                f"{where}: the bernoulli emission needs binary data (0/1), found {value!r}; "
-                f"use model.emission.name=gauss for real-valued data or binarise it"
-            )
+        check_binary(x, where, cls.name)
+
+
+def check_binary(x, where: str, name: str) -> None:
+    """Raise a VrnnError naming ``where`` unless every value of ``x`` is 0 or 1."""
+    bad = ~np.isin(x, (0.0, 1.0))
+    if bad.any():
+        value = x[bad].flat[0]
+        raise VrnnError(
+            f"{where}: the {name} emission needs binary data (0/1), found {value!r}; "
+            f"use model.emission.name=gauss for real-valued data or binarise it"
+        )
