@@ -209,3 +209,17 @@ def test_every_model_trains_filters_and_generates_with_the_emission(kind, name, 
     EMISSIONS[name].check_data(gen.reshape(-1, 3).numpy(), "generated")
     if name == "dlogistic":
         assert (res.log_marginal <= 0).all()  # probabilities of the quantised data
+
+
+def test_the_evaluation_reports_bits_per_frame_for_discrete_emissions():
+    from vrnn.data import Normalizer
+    from vrnn.inference.evaluate import evaluate
+
+    seqs = [a.numpy() for a in data_for("dlogistic", b=3, t=5)]
+    for name, x in (("dlogistic", seqs), ("gauss", seqs)):
+        r = evaluate(build_kind("vrnn", name), x, Normalizer(), iw_samples=2)
+        if name == "gauss":  # a density: no bits
+            assert "bits_per_frame" not in r
+            continue
+        ll = r["log_likelihood"]["per_step_total"]
+        assert r["bits_per_frame"]["per_step_total"] == pytest.approx(-ll / math.log(2)) and ll < 0

@@ -219,11 +219,11 @@ def test_every_shipped_config_loads_builds_and_runs_a_step(path, monkeypatch):
     monkeypatch.chdir(ROOT)  # examples' model kinds import from the repository root
     cfg = load_config(path)
     emission = cfg.model.emission.name
-    x_dim = {"strokes": 3, "bernoulli": 6}.get(emission, 4)
+    x_dim = {"strokes": 3, "bernoulli": 6, "nade": 6}.get(emission, 4)
     torch.manual_seed(0)
     model = build_model(dataclasses.replace(cfg.model, x_dim=x_dim))
     x = torch.randn(2, 3, x_dim)
-    if emission == "bernoulli":
+    if emission in ("bernoulli", "nade"):
         x = (x > 0).float()
     elif emission == "strokes":
         x[..., 2] = (x[..., 2] > 1).float()

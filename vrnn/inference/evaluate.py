@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from ..data import Normalizer, pad_batch
+from ..emissions import emission_class
 from ..errors import VrnnError
 from ..models import SequenceModel
-from .objectives import normalisations, sequence_elbo, sequence_iw_log_likelihood
+from .objectives import bits_per_frame, normalisations, sequence_elbo, sequence_iw_log_likelihood
 from .smc import particle_filter
 
 EVAL_SEED = 1234  # evaluation draws its own noise: the same checkpoint always gives the same numbers
@@ -113,7 +114,8 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     (nats, model units) and its length, in the input order. Sequence i's noise is keyed by
     ``keys[i]``, by default (``split``, i) (:func:`split_keys`): the same sequence of the same
     split gets the same numbers in any batch. ``estimator = "smc"`` adds ``log_likelihood_smc``,
-    the particle filter's estimate beside the importance-sampled one.
+    the particle filter's estimate beside the importance-sampled one. Discrete emissions (bernoulli,
+    nade, dlogistic) on unnormalised data add ``bits_per_frame``: −log₂ p per step from ``log_likelihood``.
     """
     if estimator not in ("is", "smc"):
         raise VrnnError(f"--estimator {estimator!r}: choose is or smc")
@@ -144,6 +146,8 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     elif estimator == "smc":  # no latent variables: every estimator is the exact likelihood
         report["log_likelihood_smc"] = report["log_likelihood"]
         report["smc"] = {"particles": None, "proposal": "none: exact", "resampling": "none"}
+    if emission_class(model.cfg.emission.name).discrete and normalizer.identity:  # a probability: bits compare
+        report["bits_per_frame"] = bits_per_frame(report["log_likelihood"])
     if per_sequence:
         report["sequences"] = {k: v.tolist() for k, v in scores.items()}
     if not normalizer.identity:

@@ -73,6 +73,17 @@ def bound_loss(bound: torch.Tensor, mask: torch.Tensor,
     return -total / steps, {"loss": -value, "bound": value}
 
 
+def nats_to_bits(nats: float) -> float:
+    """Nats to bits: nats / ln 2."""
+    return nats / math.log(2)
+
+
+def bits_per_frame(log_likelihood: dict) -> dict:
+    """−log₂ p per frame from a log-likelihood's :func:`normalisations` (nats): its two per-step values in bits.
+    Meaningful where p is a probability (discrete emissions on unnormalised data)."""
+    return {k: -nats_to_bits(log_likelihood[k]) for k in ("per_step_total", "per_step_mean_of_sequences")}
+
+
 def normalisations(totals: torch.Tensor, lengths: torch.Tensor) -> dict:
     """The three normalisations of a per-sequence total (nats):
 
