@@ -11,11 +11,12 @@ Why NADE and not MADE for binary frames, by measurement (scripts/emission_speed.
 shared 2-core Xeon, torch 2.13 CPU, H = 150, ``srnn-polyphonic`` bench shapes: B 16, T 100, 88 keys,
 features 500). log_prob forward + backward: Bernoulli 6 ms, NADE 390 ms, a conditional MADE of one
 masked hidden layer 16 ms; a whole SRNN training step: Bernoulli 249 ms, NADE 634 ms (2.6×). The
-issue's target is NADE's log_prob ≤ 2× the Bernoulli training step (≤ 497 ms): NADE meets it (1.6×),
+issue's target is NADE's log_prob ≤ 2× the Bernoulli training step (≤ 497 ms): NADE meets it (1.6×;
+with 2 threads 241 ms against a 186 ms Bernoulli step, 1.3×, and a NADE step of 413 ms, 2.2×),
 so we keep NADE, the model of the published RNN-NADE results the issue compares against (D hidden
 vectors per frame, one per key; MADE has one per frame). Its price is a training step 2.6× the
-factorised one; MADE would cost about 1.05× (``ar-gmm`` uses MADE, where D = 200 makes NADE's
-(frames, D, H) tensors too large).
+factorised one; MADE would cost about 1.04× (estimated from the emission timings, not timed in a whole
+step). ``ar-gmm`` uses MADE: for audio frames (D = 200) NADE's (frames, D, H) tensors would be too large.
 
 Keys are scored in the data's column order (low to high pitch for piano rolls); ``log_prob`` is
 exact, ``sample`` draws element by element (D passes).
