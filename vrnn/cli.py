@@ -175,7 +175,8 @@ def _add_prepare(sub) -> None:
 def _add_train(sub) -> None:
     s = sub.add_parser("train", help="train a model from a config file",
                        description="Train a model; writes best.pt, last.pt and log.jsonl to --out.")
-    s.add_argument("--config", help="TOML config file (see configs/)")
+    s.add_argument("--config", help="a TOML config file, or a shipped preset by name, e.g. srnn-polyphonic, "
+                                   "vrnn-bernoulli, speech/small/srnn (the files of configs/)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.lr=3e-4 (repeatable)")
     s.add_argument("--out", required=True, help="output folder for checkpoints and the log")
