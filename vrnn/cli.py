@@ -60,7 +60,7 @@ def _cmd_train(args) -> None:
     else:
         cfg = load_config(args.config, args.set)
     result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                 allow_changes=args.allow_changes)
+                 allow_changes=args.allow_changes, tensorboard=args.tensorboard)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports for all
         return
     print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation "
@@ -186,7 +186,10 @@ def _add_train(sub) -> None:
     s.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue with other changed settings too (recorded in log.jsonl)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--quiet", action="store_true",
+                   help="no progress (a live bar on a terminal, else one line per evaluation on stderr)")
+    s.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files to DIR (train.tensorboard = "
+                                                        "true writes them to OUT/tensorboard); needs vrnn[tensorboard]")
     s.set_defaults(func=_cmd_train)
 
 

@@ -41,6 +41,7 @@ from .learner import Learner
 from .options import TrainConfig
 from .run import RunLog, RunState, holding, kept, open_run
 from .schedules import epoch_batches, kl_weight, learning_rate
+from .watch import Board, Progress, tensorboard_folder
 
 
 @dataclass
@@ -75,7 +76,8 @@ def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config,
 
 
 def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
-        data: SequenceData | None = None, allow_changes: bool = False) -> FitResult:
+        data: SequenceData | None = None, allow_changes: bool = False,
+        tensorboard: str | Path | None = None) -> FitResult:
     """Train the model ``cfg`` describes; checkpoints and the log go to ``out``.
 
     ``resume`` continues the run stored in ``out/last.pt``: ``cfg`` must match its config except for
@@ -88,6 +90,9 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     second run on ``out`` is refused; the lock goes on every way out, and a run that stops before its first
     checkpoint leaves ``out`` as it found it (``--overwrite`` replaces the earlier run's files only
     when this run writes its first checkpoint).
+
+    ``progress`` shows the run on stderr (:class:`.watch.Progress`); TensorBoard event files go to
+    ``tensorboard``, or to ``out/tensorboard`` with ``train.tensorboard`` (:class:`.watch.Board`).
     """
     out = Path(out)
     dd, device = init_distributed(resolve_device(cfg.train.device))
@@ -95,15 +100,17 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         with holding(out, dd, device):
             ckpt = open_run(out, cfg, resume, overwrite, allow_changes, dd.main, data)
             torch.set_flush_denormal(cfg.train.flush_denormal)  # CPU only; where unsupported it is a no-op
-            return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
+            board = tensorboard_folder(cfg.train, out, tensorboard)
+            return _train(cfg, out, ckpt, overwrite and not resume, (progress, board), data, dd, device)
     finally:
         torch.set_flush_denormal(False)  # the default, for whatever runs after training in this process
         dd.close()
 
 
-def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: bool, data: SequenceData | None,
-           dd: Distributed, device: torch.device) -> FitResult:
-    """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``."""
+def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[bool, Path | None],
+           data: SequenceData | None, dd: Distributed, device: torch.device) -> FitResult:
+    """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``;
+    ``watch``: (show progress, TensorBoard's folder or None)."""
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train.in_steps(math.ceil(len(data.splits["train"]) / cfg.train.batch_size))
     dd.barrier()  # every rank has checked --out before rank 0 writes to it
@@ -117,7 +124,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
     log = RunLog(out / "log.jsonl", dd.main, clear)
     saved = ckpt is not None  # out holds a checkpoint of this run
-    bar = _progress(progress and dd.main, tc.max_steps, state.step)
+    bar, board = Progress(watch[0] and dd.main, tc, state), Board(watch[1], dd.main)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []  # statistics of the updates since the last evaluation
@@ -126,7 +133,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
             idx = _next_batch(state, batches)
             window += learner.train_step(*dd.batch(train, idx, device), state.step, state.lr_scale(tc))
             state.step, state.pos = state.step + 1, state.pos + 1
-            _show(bar, window[-1])
+            bar.step(window[-1], state.epoch)
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
                 now = time.perf_counter()
                 state.elapsed, t0 = state.elapsed + now - t0, now
@@ -140,6 +147,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
                 payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
+                bar.evaluated(record, state)
+                board.evaluated(record, learner.scored, valid, device)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
@@ -147,8 +156,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
         raise TrainingDiverged(f"{e}; {kept(out, saved)}") from None
     finally:
         log.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
+        board.close()
     return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
 
 
@@ -225,18 +234,3 @@ def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torc
         return "time_budget"
     return None
 
-
-def _show(bar, stats: dict) -> None:
-    if bar is not None:
-        rate = bar.format_dict.get("rate") or 0.0
-        shown = {k: f"{stats[k]:.3f}" for k in ("elbo", "kl", "bound") if k in stats}  # the ELBO's parts, or the bound
-        bar.set_postfix(**shown, steps_s=f"{rate:.1f}")
-        bar.update(1)
-
-
-def _progress(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
