@@ -13,6 +13,7 @@ rebuilds a model (:mod:`vrnn.checkpoint`) reads ``[model]`` alone
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +86,10 @@ def config_path(path: str | Path) -> Path:
         return given
     preset = presets_folder() / f"{given.as_posix()}.toml"
     if not preset.is_file():
-        raise VrnnError(f"--config {path}: no such file and no preset of that name; give a .toml file or one of "
-                        f"the presets: {', '.join(preset_names())}")
+        names = preset_names()
+        near = "".join(f" (did you mean {n}?)" for n in difflib.get_close_matches(given.as_posix(), names, 1))
+        raise VrnnError(f"--config {path}: no such file and no preset of that name{near}; give a .toml file or one "
+                        f"of the presets: {', '.join(names)}")
     return preset
 
 

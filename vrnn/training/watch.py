@@ -26,16 +26,20 @@ from .run import RunState
 def evaluation_summary(record: dict, state: RunState, tc: TrainConfig) -> str:
     """The state of the stopping rules after an evaluation (``record``, a ``log.jsonl`` line): the validation
     score, the best and its step, the patience left and the learning-rate drops, e.g.
-    ``valid elbo -8.1234 | best -8.1002 at step 400 | patience 3/4 | lr 1.0e-03, drops 1/2``."""
+    ``valid elbo -8.1234 | best -8.1002 at step 400 | patience 3/4 | lr 1.0e-03, drops 1/2``; at an evaluation
+    that drops the rate, ``lr 1.0e-03 -> 3.0e-04 (drop 2/2)`` and the patience restarted."""
     watched, score = record["watched"], record["valid_score_per_step"]
     valid = f"valid {watched} {score:.4f}"
     if watched != "elbo":
         valid += f" (elbo {record['valid_elbo_per_step']:.4f})"
     warming = record["step"] <= tc.kl_warmup_steps
     patience = f"patience {tc.patience - state.bad_evals}/{tc.patience}" + (" (KL warm-up)" if warming else "")
-    drops = f", drops {state.drops}/{tc.lr_drops}" if tc.lr_drops else ""
-    return (f"{valid} | best {state.best:.4f} at step {state.best_step} | {patience} | "
-            f"lr {record['lr']:.1e}{drops}")
+    lr = f"lr {record['lr']:.1e}"
+    if state.drops > record.get("lr_drops", state.drops):  # this evaluation dropped the rate
+        lr += f" -> {record['lr'] * tc.lr_drop_factor:.1e} (drop {state.drops}/{tc.lr_drops})"
+    elif tc.lr_drops:
+        lr += f", drops {state.drops}/{tc.lr_drops}"
+    return f"{valid} | best {state.best:.4f} at step {state.best_step} | {patience} | {lr}"
 
 
 def _training(stats: dict) -> str:
@@ -110,7 +114,7 @@ class Board:
             return
         step = record["step"]
         for key, value in record.items():
-            if key.endswith("_per_step") or key in ("lr", "kl_weight", "steps_per_s", "epoch"):
+            if key.endswith("_per_step") or key in ("lr", "lr_drops", "kl_weight", "steps_per_s", "epoch"):
                 self.writer.add_scalar(scalar_tag(key), value, step)
         self._posterior_scales(model, valid, step, device)
         self._sample_figure(model, step)
