@@ -39,7 +39,8 @@ def evaluation_summary(record: dict, state: RunState, tc: TrainConfig) -> str:
         lr += f" -> {record['lr'] * tc.lr_drop_factor:.1e} (drop {state.drops}/{tc.lr_drops})"
     elif tc.lr_drops:
         lr += f", drops {state.drops}/{tc.lr_drops}"
-    return f"{valid} | best {state.best:.4f} at step {state.best_step} | {patience} | {lr}"
+    at = f" at step {state.best_step}" if state.best_step else ""  # unknown in a run resumed from an older file
+    return f"{valid} | best {state.best:.4f}{at} | {patience} | {lr}"
 
 
 def _training(stats: dict) -> str:
