@@ -100,7 +100,8 @@ def test_tensorboard_event_files_hold_the_logs_numbers_at_its_steps(tmp_path, re
     fit(cfg, tmp_path / "run", progress=False)
     log, acc = read_log(tmp_path / "run"), events(tmp_path / "run" / "tensorboard")
     steps = [r["step"] for r in log]
-    for key in ("valid_elbo_per_step", "valid_score_per_step", "best_valid_score_per_step", "train_elbo_per_step",
+    assert all(r["valid_kl_per_step"] > 0 for r in log)  # the validation KL is logged (a VRNN's is positive)
+    for key in ("valid_elbo_per_step", "valid_kl_per_step", "valid_score_per_step", "best_valid_score_per_step", "train_elbo_per_step",
                 "train_kl_per_step", "lr", "kl_weight", "lr_drops"):
         scalars = acc.Scalars(scalar_tag(key))
         assert [s.step for s in scalars] == steps, key
@@ -120,6 +121,7 @@ def test_tensorboard_changes_nothing_of_the_run_and_the_flag_names_the_folder(tm
     timing = ("elapsed_s", "steps_per_s")
     strip = lambda log: [{k: v for k, v in r.items() if k not in timing} for r in log]  # noqa: E731
     assert strip(read_log(tmp_path / "plain")) == strip(read_log(tmp_path / "watched"))
+    assert all(r["valid_kl_per_step"] == 0 for r in read_log(tmp_path / "plain"))  # an RNN has no KL
     assert not (tmp_path / "watched" / "tensorboard").exists()
     acc = events(tmp_path / "tb")
     assert [s.step for s in acc.Scalars("valid/elbo")] == [2, 4] and not acc.Tags()["histograms"]  # no latents

@@ -137,12 +137,12 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
                 now = time.perf_counter()
                 state.elapsed, t0 = state.elapsed + now - t0, now
-                v_elbo, score = _validate(learner.scored, valid, tc, dd, device)
+                v_elbo, score, v_kl = _validate(learner.scored, valid, tc, dd, device)
                 improved = state.observe(score, warming=state.step <= tc.kl_warmup_steps)
                 if not (math.isfinite(v_elbo) and math.isfinite(score)):
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
                                            f"step {state.step}; stopped")
-                record = _record(state, tc, v_elbo, score, window, now - window_t0)
+                record = _record(state, tc, (v_elbo, score, v_kl), window, now - window_t0)
                 if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
                 payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
@@ -175,23 +175,25 @@ def watched_score(tc: TrainConfig) -> str:
 
 
 def _validate(scored: SequenceModel, valid: list[np.ndarray], tc: TrainConfig, dd: Distributed,
-              device: torch.device) -> tuple[float, float]:
-    """The validation ELBO and the watched score (:func:`watched_score`), per step (total over total
+              device: torch.device) -> tuple[float, float, float]:
+    """The validation ELBO, the watched score (:func:`watched_score`) and the KL, per step (total over total
     steps); rank 0 computes them and every rank takes its numbers, so all make the same decisions.
-    When a bound is watched, the ELBO is the mean over its K samples (the same expectation)."""
-    elbo = score = 0.0
+    When a bound is watched, the ELBO and KL are means over its K samples (the same expectations)."""
+    elbo = score = kl = 0.0
     if dd.main:
         bound = watched(tc)
         scores = score_sequences(scored, valid, bound.eval_particles(tc.particles), tc.eval_batch_size,
                                  device=device, smc=bound.smc)
         steps = scores["lengths"].sum().item()
-        elbo, score = (scores[name].sum().item() / steps for name in ("elbo", bound.score))
-    return dd.broadcast(elbo, device), dd.broadcast(score, device)
+        elbo, score, kl = (scores[name].sum().item() / steps for name in ("elbo", bound.score, "kl"))
+    return dd.broadcast(elbo, device), dd.broadcast(score, device), dd.broadcast(kl, device)
 
 
-def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, window: list[dict],
+def _record(state: RunState, tc: TrainConfig, valid: tuple[float, float, float], window: list[dict],
             seconds: float) -> dict:
-    """The log line of an evaluation; the schedules' values are those of the step just taken."""
+    """The log line of an evaluation; ``valid``: :func:`_validate`'s numbers; the schedules' values are those
+    of the step just taken."""
+    v_elbo, score, v_kl = valid
     return {
         "step": state.step, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
         "kl_weight": kl_weight(state.step - 1, tc.kl_start, tc.kl_warmup_steps),
@@ -199,7 +201,8 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, windo
         "lr_drops": state.drops,
         **{f"train_{k}_per_step": sum(s[k] for s in window) / len(window) for k in ("elbo", "kl", "bound")
            if k in window[0]},  # elbo and kl, or the iwae/fivo bound
-        "valid_elbo_per_step": v_elbo, "watched": watched_score(tc), "valid_score_per_step": score,
+        "valid_elbo_per_step": v_elbo, "valid_kl_per_step": v_kl, "watched": watched_score(tc),
+        "valid_score_per_step": score,
         "best_valid_score_per_step": state.best,
         "steps_per_s": len(window) / max(seconds, 1e-9),
         "units": "nats per time step (total over total steps), model units",
