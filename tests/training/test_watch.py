@@ -3,6 +3,7 @@ step, patience, learning-rate drops) with no ETA, one plain line per evaluation 
 event files hold log.jsonl's numbers at the same steps, posterior-scale histograms and a sample."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -143,3 +144,21 @@ def test_a_resumed_run_may_turn_tensorboard_on(tmp_path, real_npz):
     cfg = tiny_config("rnn", None, source=str(real_npz), max_steps=4, eval_every=2, tensorboard=True)
     fit(cfg, tmp_path / "run", resume=True, progress=False)
     assert [s.step for s in events(tmp_path / "run" / "tensorboard").Scalars("valid/elbo")] == [4]
+
+
+def test_a_resumed_run_replaces_the_events_a_killed_run_wrote_past_its_checkpoint(tmp_path, real_npz):
+    """A run killed after TensorBoard saw steps 4 and 6 but whose last.pt holds step 2 (here: last.pt put back)
+    resumes at 2; the curves then show each step once, with the resumed run's values."""
+    pytest.importorskip("tensorboard")
+    from vrnn.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = tiny_config("rnn", None, source=str(real_npz), max_steps=6, eval_every=2, tensorboard=True, seed=1)
+    fit(cfg.replace(train=dataclasses.replace(cfg.train, max_steps=2)), tmp_path / "run", progress=False)
+    at_two = load_checkpoint(tmp_path / "run" / "last.pt")
+    fit(cfg, tmp_path / "run", resume=True, progress=False)
+    save_checkpoint(tmp_path / "run" / "last.pt", at_two)  # as if killed after step 6's events, before its files
+    (tmp_path / "run" / "log.jsonl").write_text((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0] + "\n")
+    fit(cfg, tmp_path / "run", resume=True, progress=False)
+    scalars = events(tmp_path / "run" / "tensorboard").Scalars("valid/elbo")
+    assert [s.step for s in scalars] == [2, 4, 6]
+    assert [s.value for s in scalars] == pytest.approx([r["valid_elbo_per_step"] for r in read_log(tmp_path / "run")])

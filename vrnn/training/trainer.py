@@ -124,7 +124,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
     log = RunLog(out / "log.jsonl", dd.main, clear)
     saved = ckpt is not None  # out holds a checkpoint of this run
-    bar, board = Progress(watch[0] and dd.main, tc, state), Board(watch[1], dd.main)
+    bar = Progress(watch[0] and dd.main, tc, state)
+    board = Board(watch[1], dd.main, resumed_at=None if ckpt is None else state.step)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []  # statistics of the updates since the last evaluation

@@ -95,9 +95,12 @@ def tensorboard_folder(tc: TrainConfig, out: Path, given: str | Path | None) -> 
 
 
 class Board:
-    """TensorBoard logging of a run through :class:`torch.utils.tensorboard.SummaryWriter` (rank 0 only)."""
+    """TensorBoard logging of a run through :class:`torch.utils.tensorboard.SummaryWriter` (rank 0 only).
 
-    def __init__(self, folder: Path | None, enabled: bool):
+    A resumed run (``resumed_at``: its checkpoint's step) has TensorBoard drop the events a killed run wrote
+    past its checkpoint, so the curves show the steps the resumed run takes once."""
+
+    def __init__(self, folder: Path | None, enabled: bool, resumed_at: int | None = None):
         self.writer = None
         if folder is None or not enabled:
             return
@@ -106,7 +109,8 @@ class Board:
         except ImportError:
             raise VrnnError("TensorBoard logging needs the tensorboard package: pip install 'vrnn[tensorboard]' "
                             "(or drop train.tensorboard / --tensorboard)") from None
-        self.writer = SummaryWriter(log_dir=str(folder))
+        purge = None if resumed_at is None else resumed_at + 1
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge)
 
     def evaluated(self, record: dict, model: SequenceModel, valid: list[np.ndarray], device: torch.device) -> None:
         """The evaluation's numbers as scalars (tags ``valid/elbo``, ``train/kl``, ``lr``, ...) at its step,
