@@ -1,14 +1,16 @@
 """The install check (issue 25): a wheel built from this checkout installs in a clean virtual environment
 outside it, and a packaged preset trains, evaluates and samples from a folder that is not the checkout.
 
-Marked ``install`` (``pytest -m install`` runs it alone, ``-m 'not install'`` leaves it out): it builds a
-wheel and a venv (about a minute). torch goes in first and pinned to the running version, as the README
+The slow check is marked ``install`` (``pytest -m install`` runs it alone, ``-m 'not install'`` leaves it
+out): it builds a wheel and a venv (about a minute). torch goes in first and pinned to the running version, as the README
 says (a CUDA build would come from pytorch.org's index instead); the rest comes from pip's configured indexes.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -18,7 +20,15 @@ import torch
 from conftest import write_arrays
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.install
+
+
+def test_every_extra_a_message_names_exists_and_all_holds_every_extra():
+    """``pip install 'vrnn[NAME]'`` in any error message names an extra of pyproject.toml; ``all`` is them all."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = {m for p in (REPO / "vrnn").rglob("*.py") for m in re.findall(r"vrnn\[(\w+)\]", p.read_text())}
+    assert named and named <= set(extras), named - set(extras)
+    assert {"audio", "music", "tensorboard", "all", "dev"} <= set(extras)
+    assert set(extras["all"]) == {d for k, deps in extras.items() if k not in ("all", "dev") for d in deps}
 
 
 def sh(*cmd, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -47,6 +57,7 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     return bin, work
 
 
+@pytest.mark.install
 def test_the_wheel_trains_evaluates_and_samples_a_packaged_preset_outside_the_checkout(installed):
     bin, work = installed
     data = write_arrays(work / "rolls.npz", dim=88, binary=True, sizes=(12, 4, 4))
@@ -62,6 +73,7 @@ def test_the_wheel_trains_evaluates_and_samples_a_packaged_preset_outside_the_ch
     assert wrote.startswith("wrote ") and (work / "sample.npy").is_file(), wrote
 
 
+@pytest.mark.install
 def test_a_missing_preset_is_one_line_naming_the_presets(installed):
     bin, work = installed
     r = subprocess.run([bin / "vrnn", "train", "--config", "no-such-preset", "--out", "r"], cwd=work,
