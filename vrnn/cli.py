@@ -54,7 +54,7 @@ def _cmd_train(args) -> None:
         raise VrnnError("--allow-changes applies only with --resume (it lets a resumed run change its settings)")
     if args.config is None:
         if not args.resume:
-            raise VrnnError("--config is required (e.g. --config configs/vrnn-bernoulli.toml) unless --resume")
+            raise VrnnError("--config is required (a file, or a preset: e.g. --config vrnn-bernoulli) unless --resume")
         raw = apply_overrides(stored_config(Path(args.out) / "last.pt"), args.set)
         cfg = config_from_dict(raw, where=str(Path(args.out) / "last.pt"))
     else:
@@ -182,7 +182,8 @@ def _add_train(sub) -> None:
     s.add_argument("--out", required=True, help="output folder for checkpoints and the log")
     s.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt, with its stored config unless --config is given; "
-                        "only train.max_steps, train.max_minutes and train.patience may change")
+                        "only the stopping rules (train.max_steps, train.max_minutes, train.patience, train.lr_drops) "
+                        "and train.tensorboard may change")
     s.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue with other changed settings too (recorded in log.jsonl)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")

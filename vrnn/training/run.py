@@ -136,7 +136,8 @@ def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False, data
     if changes and not allow_changes:
         listed = "; ".join(f"{k}: {a!r} (stored) -> {b!r} (given)" for k, (a, b) in changes.items())
         raise VrnnError(f"{last}: --resume would change the stored run: {listed}; resume with the stored settings "
-                        f"(--resume without --config; --set may change train.{', train.'.join(TrainConfig.STOPPING)}), "
+                        f"(--resume without --config; --set may change "
+                        f"train.{', train.'.join(TrainConfig.STOPPING + TrainConfig.WATCHING)}), "
                         f"pass --allow-changes to continue with the new ones, or start a new --out")
     if any(k.startswith("model.") for k in changes):
         _check_weights_fit(last, cfg, ckpt)
@@ -159,7 +160,8 @@ def _check_weights_fit(last: Path, cfg: Config, ckpt: dict) -> None:
 
 
 def config_changes(stored: Config, given: Config) -> dict[str, tuple]:
-    """``{"train.lr": (stored, given), ...}``: every setting that differs, but the stopping rules."""
+    """``{"train.lr": (stored, given), ...}``: every setting that differs, but the stopping rules and what
+    only changes what is logged (``TrainConfig.WATCHING``)."""
     flat = [_flatten(c.to_dict()) for c in (stored, given)]
     free = {f"train.{k}" for k in TrainConfig.STOPPING + TrainConfig.WATCHING}
     return {k: (flat[0].get(k), flat[1].get(k)) for k in sorted(flat[0].keys() | flat[1].keys())
