@@ -113,19 +113,24 @@ def test_tensorboard_event_files_hold_the_logs_numbers_at_its_steps(tmp_path, re
     assert [i.step for i in acc.Images("sample")] == steps
 
 
-def test_tensorboard_changes_nothing_of_the_run_and_the_flag_names_the_folder(tmp_path, real_npz, capsys):
-    """--tensorboard DIR writes there (and not into the run); the run's log is that of a run without it."""
+@pytest.mark.parametrize("kind", ["rnn", "vrnn"])
+def test_tensorboard_changes_nothing_of_the_run_and_the_flag_names_the_folder(tmp_path, real_npz, kind):
+    """--tensorboard DIR writes there (and not into the run); the run's log is that of a run without it, with
+    a weight average and plateaus that restore the best weights (as in test_train's lr_drop_restore test)."""
     pytest.importorskip("tensorboard")
-    cfg = tiny_config("rnn", None, source=str(real_npz), max_steps=4, eval_every=2)
+    cfg = tiny_config(kind, "conditional" if kind == "vrnn" else None, source=str(real_npz), max_steps=8, eval_every=1,
+                      lr=0.3, ema=0.5, patience=1, lr_drops=6, lr_drop_factor=0.5, lr_drop_restore=True)
     fit(cfg, tmp_path / "plain", progress=False)
     fit(cfg, tmp_path / "watched", progress=False, tensorboard=tmp_path / "tb")
     timing = ("elapsed_s", "steps_per_s")
     strip = lambda log: [{k: v for k, v in r.items() if k not in timing} for r in log]  # noqa: E731
     assert strip(read_log(tmp_path / "plain")) == strip(read_log(tmp_path / "watched"))
-    assert all(r["valid_kl_per_step"] == 0 for r in read_log(tmp_path / "plain"))  # an RNN has no KL
+    assert max(r["lr_drops"] for r in read_log(tmp_path / "plain")) > 0
+    assert all((r["valid_kl_per_step"] == 0) == (kind == "rnn") for r in read_log(tmp_path / "plain"))
     assert not (tmp_path / "watched" / "tensorboard").exists()
     acc = events(tmp_path / "tb")
-    assert [s.step for s in acc.Scalars("valid/elbo")] == [2, 4] and not acc.Tags()["histograms"]  # no latents
+    assert [s.step for s in acc.Scalars("valid/elbo")] == list(range(1, 9))
+    assert bool(acc.Tags()["histograms"]) == (kind == "vrnn")  # posterior scales where there are latents
 
 
 def test_without_tensorboard_installed_the_error_is_one_line_naming_the_extra(tmp_path, real_npz, capsys,

@@ -124,8 +124,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
     log = RunLog(out / "log.jsonl", dd.main, clear)
     saved = ckpt is not None  # out holds a checkpoint of this run
-    bar = Progress(watch[0] and dd.main, tc, state)
     board = Board(watch[1], dd.main, resumed_at=None if ckpt is None else state.step)
+    bar = Progress(watch[0] and dd.main, tc, state)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []  # statistics of the updates since the last evaluation
@@ -144,12 +144,12 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
                                            f"step {state.step}; stopped")
                 record = _record(state, tc, (v_elbo, score, v_kl), window, now - window_t0)
+                board.evaluated(record, learner.scored, valid, device)  # the weights validated, before a drop
                 if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
                 payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
                 bar.evaluated(record, state)
-                board.evaluated(record, learner.scored, valid, device)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
