@@ -65,7 +65,8 @@ class Progress:
     def step(self, stats: dict, epoch: int) -> None:
         """One training step done; ``stats`` are its batch's numbers."""
         if self.bar is not None:
-            self.bar.set_postfix_str(f"epoch {epoch} | {_training(stats)} | {self.summary}", refresh=False)
+            # the stopping rules first: a narrow terminal trims the line's end
+            self.bar.set_postfix_str(f"{self.summary} | epoch {epoch} | {_training(stats)}", refresh=False)
             self.bar.update(1)
 
     def evaluated(self, record: dict, state: RunState) -> None:
@@ -149,15 +150,16 @@ class Board:
         self.writer.add_histogram("posterior/scale_mean", scales.mean(0).float().cpu(), step)
 
     def _sample_figure(self, model: SequenceModel, step: int) -> None:
-        """One sample of 64 steps (model units, seed 0) drawn as an image: features down, time across."""
+        """One sample of 64 steps (model units, seed 0) drawn as an image: time across, features up (the
+        first at the bottom, as a piano roll's lowest key)."""
         from ..inference.sampling import sample
 
         training = model.training
         x = sample(model, steps=64, n=1, seed=0)[0]  # (T, D)
         model.train(training)
-        x = np.asarray(x, dtype=np.float32).T
+        x = np.asarray(x, dtype=np.float32).T[::-1]
         span = float(x.max() - x.min()) or 1.0
-        self.writer.add_image("sample", (x - x.min()) / span, step, dataformats="HW")
+        self.writer.add_image("sample", np.ascontiguousarray((x - x.min()) / span), step, dataformats="HW")
 
     def close(self) -> None:
         if self.writer is not None:
