@@ -54,13 +54,13 @@ def _cmd_train(args) -> None:
         raise VrnnError("--allow-changes applies only with --resume (it lets a resumed run change its settings)")
     if args.config is None:
         if not args.resume:
-            raise VrnnError("--config is required (e.g. --config configs/vrnn-bernoulli.toml) unless --resume")
+            raise VrnnError("--config is required (a file, or a preset: e.g. --config vrnn-bernoulli) unless --resume")
         raw = apply_overrides(stored_config(Path(args.out) / "last.pt"), args.set)
         cfg = config_from_dict(raw, where=str(Path(args.out) / "last.pt"))
     else:
         cfg = load_config(args.config, args.set)
     result = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                 allow_changes=args.allow_changes)
+                 allow_changes=args.allow_changes, tensorboard=args.tensorboard)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports for all
         return
     print(f"{result.model.display_name}: {result.steps} steps ({result.stopped}); best validation "
@@ -175,17 +175,22 @@ def _add_prepare(sub) -> None:
 def _add_train(sub) -> None:
     s = sub.add_parser("train", help="train a model from a config file",
                        description="Train a model; writes best.pt, last.pt and log.jsonl to --out.")
-    s.add_argument("--config", help="TOML config file (see configs/)")
+    s.add_argument("--config", help="a TOML config file, or a shipped preset by name, e.g. srnn-polyphonic, "
+                                   "vrnn-bernoulli, speech/small/srnn (the files of configs/)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set train.lr=3e-4 (repeatable)")
     s.add_argument("--out", required=True, help="output folder for checkpoints and the log")
     s.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt, with its stored config unless --config is given; "
-                        "only train.max_steps, train.max_minutes and train.patience may change")
+                        "only the stopping rules (train.max_steps, train.max_minutes, train.patience, train.lr_drops) "
+                        "and train.tensorboard may change")
     s.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue with other changed settings too (recorded in log.jsonl)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--quiet", action="store_true",
+                   help="no progress (a live bar on a terminal, else one line per evaluation on stderr)")
+    s.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files to DIR (train.tensorboard = "
+                                                        "true writes them to OUT/tensorboard); needs vrnn[tensorboard]")
     s.set_defaults(func=_cmd_train)
 
 

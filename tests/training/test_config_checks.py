@@ -232,3 +232,20 @@ def test_every_shipped_config_loads_builds_and_runs_a_step(path, monkeypatch):
     assert torch.isfinite(elbo)
     elbo.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_a_bare_name_is_a_shipped_preset_and_a_path_still_works(tmp_path, monkeypatch, capsys):
+    """--config srnn-polyphonic (no suffix, no such file) reads the preset shipped with the package: the
+    repository's configs/ here, vrnn/presets/ in a wheel (tests/faces/test_install.py)."""
+    from vrnn.training.config import preset_names
+
+    repo = Path(__file__).resolve().parents[2]
+    assert preset_names() == sorted(p.relative_to(repo / "configs").with_suffix("").as_posix()
+                                    for p in (repo / "configs").rglob("*.toml"))
+    monkeypatch.chdir(tmp_path)  # not the checkout: a relative configs/ path would not be found here
+    for name in ("srnn-polyphonic", "speech/small/srnn", "demo/vrnn"):
+        assert load_config(name, ["train.lr=1e-4"]) == load_config(repo / "configs" / f"{name}.toml", ["train.lr=1e-4"])
+    (tmp_path / "srnn-polyphonic").write_text("[model]\nkind = 'rnn'\n")  # an existing file wins over a preset
+    assert load_config("srnn-polyphonic").model.kind == "rnn"
+    code, err = run(capsys, "train", "--config", "srnn-polyphnic", "--out", "r")
+    assert_one_line_error(code, err, "--config srnn-polyphnic", "did you mean srnn-polyphonic?", "vrnn-bernoulli")

@@ -13,6 +13,7 @@ rebuilds a model (:mod:`vrnn.checkpoint`) reads ``[model]`` alone
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,13 +64,44 @@ def _check_sections(raw: dict, where: str) -> None:
         raise VrnnError(f"{where}: unknown section [{unknown[0]}]; sections are [model], [data], [train]")
 
 
+def presets_folder() -> Path:
+    """Where the shipped presets are: ``vrnn/presets/`` in an installed wheel (the repository's ``configs/``,
+    packaged by setup.py), the checkout's ``configs/`` when vrnn runs from a checkout (editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "presets"
+    return packaged if packaged.is_dir() else package.parent / "configs"
+
+
+def preset_names() -> list[str]:
+    """The shipped presets by name: ``srnn-polyphonic``, ``speech/small/srnn``, ..."""
+    root = presets_folder()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.toml"))
+
+
+def config_path(path: str | Path) -> Path:
+    """``path`` itself when it exists or names a file (``.toml``, ``.json``); a bare name without a suffix,
+    e.g. ``srnn-polyphonic`` or ``speech/small/srnn``, is a shipped preset (:func:`presets_folder`)."""
+    given = Path(path)
+    if given.exists() or given.suffix:
+        return given
+    preset = presets_folder() / f"{given.as_posix()}.toml"
+    if not preset.is_file():
+        names = preset_names()
+        near = "".join(f" (did you mean {n}?)" for n in difflib.get_close_matches(given.as_posix(), names, 1))
+        raise VrnnError(f"--config {path}: no such file and no preset of that name{near}; give a .toml file or one "
+                        f"of the presets: {', '.join(names)}")
+    return preset
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a TOML config file and apply ``--set`` style overrides.
+    """Read a TOML config file, or a shipped preset by name (:func:`config_path`), and apply ``--set``
+    style overrides.
 
     The file must have a ``[model]`` table that names ``model.kind``; ``[data]`` and ``[train]`` may
     be left out and then take their defaults. Without a file (``path=None``) everything is a default
     or an override.
     """
+    path = config_path(path) if path is not None else None
     raw = read_config_file(path) if path is not None else {}
     if path is not None:
         if not isinstance(raw, dict):

@@ -44,6 +44,8 @@ class TrainConfig(Checked):
     # weights produce them and each costs a CPU slow path (4x slower steps measured); false keeps IEEE subnormals
     objective: str = "elbo"  # elbo | iwae (Burda et al. 2016) | fivo (Maddison et al. 2017): the bound trained on
     particles: int = 1  # K: posterior samples (iwae) or particles (fivo) per sequence; elbo averages K samples
+    tensorboard: bool = False  # TensorBoard event files in RUN/tensorboard (the tensorboard extra; or vrnn train
+    # --tensorboard DIR): the evaluations' scalars, posterior-scale histograms, a sample (vrnn.training.watch)
     stop_on: str = "objective"  # the validation score that early stopping and best.pt follow: "objective" (the
     # bound trained on, with train.particles: ELBO, IWAE or FIVO) or "elbo" (the one-sample ELBO, whatever is trained)
 
@@ -93,3 +95,5 @@ class TrainConfig(Checked):
 
     # the settings that say when a run stops: a resumed run may change them (the rest must match)
     STOPPING: ClassVar[tuple[str, ...]] = ("max_steps", "max_minutes", "patience", "lr_drops")
+    # the settings that only change what is shown or logged: a resumed run may change them too
+    WATCHING: ClassVar[tuple[str, ...]] = ("tensorboard",)

@@ -45,15 +45,17 @@ class RunState:
     bad_evals: int = 0  # evaluations since the best one (or since the last learning-rate drop)
     drops: int = 0  # learning-rate drops at plateaus so far (train.lr_drops)
     elapsed: float = 0.0  # seconds of training, over every process that ran this run
+    best_step: int = 0  # the step of the best evaluation (shown while training)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> RunState:
         return cls(ckpt["step"], ckpt["epoch"], ckpt["pos"], ckpt.get("best_valid", ckpt.get("best_valid_elbo")),
-                   ckpt["bad_evals"], ckpt.get("lr_drops", 0), ckpt["elapsed"])
+                   ckpt["bad_evals"], ckpt.get("lr_drops", 0), ckpt["elapsed"], ckpt.get("best_step", 0))
 
     def payload(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best_valid": self.best,
-                "bad_evals": self.bad_evals, "lr_drops": self.drops, "elapsed": self.elapsed}
+                "bad_evals": self.bad_evals, "lr_drops": self.drops, "elapsed": self.elapsed,
+                "best_step": self.best_step}
 
     def observe(self, score: float, warming: bool = False) -> bool:
         """Count an evaluation; True when it is the best so far. During the KL warm-up (``warming``) a
@@ -61,7 +63,7 @@ class RunState:
         the KL weight rises, which is the schedule, not a plateau."""
         improved = score > self.best
         if improved:
-            self.best, self.bad_evals = score, 0
+            self.best, self.bad_evals, self.best_step = score, 0, self.step
         elif not warming:
             self.bad_evals += 1
         return improved
@@ -134,7 +136,8 @@ def _resume_checkpoint(out: Path, cfg: Config, allow_changes: bool = False, data
     if changes and not allow_changes:
         listed = "; ".join(f"{k}: {a!r} (stored) -> {b!r} (given)" for k, (a, b) in changes.items())
         raise VrnnError(f"{last}: --resume would change the stored run: {listed}; resume with the stored settings "
-                        f"(--resume without --config; --set may change train.{', train.'.join(TrainConfig.STOPPING)}), "
+                        f"(--resume without --config; --set may change "
+                        f"train.{', train.'.join(TrainConfig.STOPPING + TrainConfig.WATCHING)}), "
                         f"pass --allow-changes to continue with the new ones, or start a new --out")
     if any(k.startswith("model.") for k in changes):
         _check_weights_fit(last, cfg, ckpt)
@@ -157,9 +160,10 @@ def _check_weights_fit(last: Path, cfg: Config, ckpt: dict) -> None:
 
 
 def config_changes(stored: Config, given: Config) -> dict[str, tuple]:
-    """``{"train.lr": (stored, given), ...}``: every setting that differs, but the stopping rules."""
+    """``{"train.lr": (stored, given), ...}``: every setting that differs, but the stopping rules and what
+    only changes what is logged (``TrainConfig.WATCHING``)."""
     flat = [_flatten(c.to_dict()) for c in (stored, given)]
-    free = {f"train.{k}" for k in TrainConfig.STOPPING}
+    free = {f"train.{k}" for k in TrainConfig.STOPPING + TrainConfig.WATCHING}
     return {k: (flat[0].get(k), flat[1].get(k)) for k in sorted(flat[0].keys() | flat[1].keys())
             if k not in free and flat[0].get(k) != flat[1].get(k)}
 

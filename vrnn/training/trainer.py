@@ -41,6 +41,7 @@ from .learner import Learner
 from .options import TrainConfig
 from .run import RunLog, RunState, holding, kept, open_run
 from .schedules import epoch_batches, kl_weight, learning_rate
+from .watch import Board, Progress, tensorboard_folder
 
 
 @dataclass
@@ -75,7 +76,8 @@ def prepare_data(cfg: Config, data: SequenceData | None = None) -> tuple[Config,
 
 
 def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, progress: bool = True,
-        data: SequenceData | None = None, allow_changes: bool = False) -> FitResult:
+        data: SequenceData | None = None, allow_changes: bool = False,
+        tensorboard: str | Path | None = None) -> FitResult:
     """Train the model ``cfg`` describes; checkpoints and the log go to ``out``.
 
     ``resume`` continues the run stored in ``out/last.pt``: ``cfg`` must match its config except for
@@ -88,6 +90,9 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
     second run on ``out`` is refused; the lock goes on every way out, and a run that stops before its first
     checkpoint leaves ``out`` as it found it (``--overwrite`` replaces the earlier run's files only
     when this run writes its first checkpoint).
+
+    ``progress`` shows the run on stderr (:class:`.watch.Progress`); TensorBoard event files go to
+    ``tensorboard``, or to ``out/tensorboard`` with ``train.tensorboard`` (:class:`.watch.Board`).
     """
     out = Path(out)
     dd, device = init_distributed(resolve_device(cfg.train.device))
@@ -95,15 +100,17 @@ def fit(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = Fa
         with holding(out, dd, device):
             ckpt = open_run(out, cfg, resume, overwrite, allow_changes, dd.main, data)
             torch.set_flush_denormal(cfg.train.flush_denormal)  # CPU only; where unsupported it is a no-op
-            return _train(cfg, out, ckpt, overwrite and not resume, progress, data, dd, device)
+            board = tensorboard_folder(cfg.train, out, tensorboard)
+            return _train(cfg, out, ckpt, overwrite and not resume, (progress, board), data, dd, device)
     finally:
         torch.set_flush_denormal(False)  # the default, for whatever runs after training in this process
         dd.close()
 
 
-def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: bool, data: SequenceData | None,
-           dd: Distributed, device: torch.device) -> FitResult:
-    """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``."""
+def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[bool, Path | None],
+           data: SequenceData | None, dd: Distributed, device: torch.device) -> FitResult:
+    """The training loop of :func:`fit`, from ``ckpt`` if given; ``clear``: replace an earlier run in ``out``;
+    ``watch``: (show progress, TensorBoard's folder or None)."""
     cfg, data, norm = prepare_data(cfg, data)
     tc = cfg.train.in_steps(math.ceil(len(data.splits["train"]) / cfg.train.batch_size))
     dd.barrier()  # every rank has checked --out before rank 0 writes to it
@@ -117,7 +124,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
     log = RunLog(out / "log.jsonl", dd.main, clear)
     saved = ckpt is not None  # out holds a checkpoint of this run
-    bar = _progress(progress and dd.main, tc.max_steps, state.step)
+    board = Board(watch[1], dd.main, resumed_at=None if ckpt is None else state.step)
+    bar = Progress(watch[0] and dd.main, tc, state)
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []  # statistics of the updates since the last evaluation
@@ -126,20 +134,22 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
             idx = _next_batch(state, batches)
             window += learner.train_step(*dd.batch(train, idx, device), state.step, state.lr_scale(tc))
             state.step, state.pos = state.step + 1, state.pos + 1
-            _show(bar, window[-1])
+            bar.step(window[-1], state.epoch)
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
                 now = time.perf_counter()
                 state.elapsed, t0 = state.elapsed + now - t0, now
-                v_elbo, score = _validate(learner.scored, valid, tc, dd, device)
+                v_elbo, score, v_kl = _validate(learner.scored, valid, tc, dd, device)
                 improved = state.observe(score, warming=state.step <= tc.kl_warmup_steps)
                 if not (math.isfinite(v_elbo) and math.isfinite(score)):
                     raise TrainingDiverged(f"validation ELBO became {v_elbo} ({watched_score(tc)}: {score}) at "
                                            f"step {state.step}; stopped")
-                record = _record(state, tc, v_elbo, score, window, now - window_t0)
+                record = _record(state, tc, (v_elbo, score, v_kl), window, now - window_t0)
+                board.evaluated(record, learner.scored, valid, device)  # the weights validated, before a drop
                 if state.drop_at_plateau(tc) and tc.lr_drop_restore:  # every rank reads the best evaluation's
                     learner.restore_weights(load_checkpoint(out / "best.pt"))  # file, written evaluations ago
                 payload = _payload(cfg, norm, data, learner, state, out) | {"improved": improved}
                 _checkpoint(out, improved, dd, payload, log, record)
+                bar.evaluated(record, state)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
@@ -147,8 +157,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, progress: boo
         raise TrainingDiverged(f"{e}; {kept(out, saved)}") from None
     finally:
         log.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
+        board.close()
     return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
 
 
@@ -166,23 +176,25 @@ def watched_score(tc: TrainConfig) -> str:
 
 
 def _validate(scored: SequenceModel, valid: list[np.ndarray], tc: TrainConfig, dd: Distributed,
-              device: torch.device) -> tuple[float, float]:
-    """The validation ELBO and the watched score (:func:`watched_score`), per step (total over total
+              device: torch.device) -> tuple[float, float, float]:
+    """The validation ELBO, the watched score (:func:`watched_score`) and the KL, per step (total over total
     steps); rank 0 computes them and every rank takes its numbers, so all make the same decisions.
-    When a bound is watched, the ELBO is the mean over its K samples (the same expectation)."""
-    elbo = score = 0.0
+    When a bound is watched, the ELBO and KL are means over its K samples (the same expectations)."""
+    elbo = score = kl = 0.0
     if dd.main:
         bound = watched(tc)
         scores = score_sequences(scored, valid, bound.eval_particles(tc.particles), tc.eval_batch_size,
                                  device=device, smc=bound.smc)
         steps = scores["lengths"].sum().item()
-        elbo, score = (scores[name].sum().item() / steps for name in ("elbo", bound.score))
-    return dd.broadcast(elbo, device), dd.broadcast(score, device)
+        elbo, score, kl = (scores[name].sum().item() / steps for name in ("elbo", bound.score, "kl"))
+    return dd.broadcast(elbo, device), dd.broadcast(score, device), dd.broadcast(kl, device)
 
 
-def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, window: list[dict],
+def _record(state: RunState, tc: TrainConfig, valid: tuple[float, float, float], window: list[dict],
             seconds: float) -> dict:
-    """The log line of an evaluation; the schedules' values are those of the step just taken."""
+    """The log line of an evaluation; ``valid``: :func:`_validate`'s numbers; the schedules' values are those
+    of the step just taken."""
+    v_elbo, score, v_kl = valid
     return {
         "step": state.step, "epoch": state.epoch, "elapsed_s": round(state.elapsed, 3),
         "kl_weight": kl_weight(state.step - 1, tc.kl_start, tc.kl_warmup_steps),
@@ -190,7 +202,8 @@ def _record(state: RunState, tc: TrainConfig, v_elbo: float, score: float, windo
         "lr_drops": state.drops,
         **{f"train_{k}_per_step": sum(s[k] for s in window) / len(window) for k in ("elbo", "kl", "bound")
            if k in window[0]},  # elbo and kl, or the iwae/fivo bound
-        "valid_elbo_per_step": v_elbo, "watched": watched_score(tc), "valid_score_per_step": score,
+        "valid_elbo_per_step": v_elbo, "valid_kl_per_step": v_kl, "watched": watched_score(tc),
+        "valid_score_per_step": score,
         "best_valid_score_per_step": state.best,
         "steps_per_s": len(window) / max(seconds, 1e-9),
         "units": "nats per time step (total over total steps), model units",
@@ -225,18 +238,3 @@ def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torc
         return "time_budget"
     return None
 
-
-def _show(bar, stats: dict) -> None:
-    if bar is not None:
-        rate = bar.format_dict.get("rate") or 0.0
-        shown = {k: f"{stats[k]:.3f}" for k in ("elbo", "kl", "bound") if k in stats}  # the ELBO's parts, or the bound
-        bar.set_postfix(**shown, steps_s=f"{rate:.1f}")
-        bar.update(1)
-
-
-def _progress(enabled: bool, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)

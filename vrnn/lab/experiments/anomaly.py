@@ -13,7 +13,8 @@ injected steps from the others (0.5: chance; 1: every injected step scores above
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+from ...errors import VrnnError
 
 KINDS = ("pitch shift", "burst")
 AUDIO_KINDS = ("noise burst", "dropped frame")
@@ -79,6 +80,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     n_neg = len(labels) - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
+    try:
+        from scipy.stats import rankdata
+    except ImportError:
+        raise VrnnError("the anomaly-detection report needs scipy: pip install 'vrnn[lab]'") from None
     ranks = rankdata(scores)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
