@@ -18,6 +18,7 @@ from torch import nn
 
 from vrnn.emissions import build_emission, positive_scale
 from vrnn.models import ModelConfig, SequenceModel, Step
+from vrnn.models.base import randn_like
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,7 @@ class STORN(SequenceModel):
         else:
             raise ValueError(f"STORN has latent variables: proposal must be posterior or prior, got {proposal!r}")
         loc, scale = q if q is not None else self.prior(h, {})
-        eps = noise if noise is not None else torch.randn(loc.shape, generator=generator, dtype=loc.dtype,
-                                                          device=loc.device)
-        z = loc + scale * eps
+        z = loc + scale * (noise if noise is not None else randn_like(loc, generator))
         h = self.cell(torch.cat([x_prev, z], -1), h)
         x = observe(self.emission(h, {}, {})) if observe is not None else None
         return (h, x if x is not None else inputs["x"]), Step(z=z, q=q, read={"s": h}, x=x)

@@ -28,7 +28,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, constraints
+from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal, constraints
 
 from .base import Emission, positive_scale
 from .made import MADE
@@ -158,21 +158,21 @@ class AutoregressiveMixture(Distribution):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(x)
-        log_w, loc, scale = self.conditionals(x)
-        z = (x.unsqueeze(-1) - loc) / scale
-        log_n = -0.5 * z * z - scale.log() - 0.5 * math.log(2 * math.pi)
-        return torch.logsumexp(log_w + log_n, -1).sum(-1)
+        return _mixture(*self.conditionals(x)).log_prob(x).sum(-1)
 
     @torch.no_grad()
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         x = self.out_bias.new_zeros(shape)
         for i in range(shape[-1]):  # element by element
-            log_w, loc, scale = (v[..., i, :] for v in self.conditionals(x))
-            k = torch.distributions.Categorical(logits=log_w, validate_args=False).sample().unsqueeze(-1)
-            e = torch.randn(shape[:-1], dtype=x.dtype, device=x.device)
-            x[..., i] = loc.gather(-1, k)[..., 0] + scale.gather(-1, k)[..., 0] * e
+            x[..., i] = _mixture(*(v[..., i, :] for v in self.conditionals(x))).sample()
         return x
+
+
+def _mixture(log_w: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> MixtureSameFamily:
+    """One Gaussian mixture per element: weights, locations and scales (..., K) -> batch (...)."""
+    return MixtureSameFamily(Categorical(logits=log_w, validate_args=False), Normal(loc, scale, validate_args=False),
+                             validate_args=False)
 
 
 class AutoregressiveGmmEmission(Emission):

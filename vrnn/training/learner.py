@@ -42,11 +42,9 @@ class Learner:
         self.noise = torch.Generator(device=device).manual_seed(noise_seed(tc.seed, dd.rank))
 
     def load(self, ckpt: dict) -> None:
-        """Continue from a checkpoint (also one written with another number of processes)."""
-        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-        if self.avg is not None:
-            self.avg.module.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
+        """Continue from a checkpoint (also one written with another number of processes): its weights and
+        optimiser (:meth:`restore_weights`) and its generators."""
+        self.restore_weights(ckpt)
         rngs = ckpt.get("rng_ranks")
         if rngs is not None and len(rngs) == self.dd.world:
             self.noise.set_state(rngs[self.dd.rank])

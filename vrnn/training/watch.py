@@ -17,6 +17,7 @@ from typing import TextIO
 import numpy as np
 import torch
 
+from ..data import pad_batch
 from ..errors import VrnnError
 from ..models import SequenceModel
 from .options import TrainConfig
@@ -133,12 +134,7 @@ class Board:
         mean over steps) of one forward pass on the first validation sequences, with a fixed noise seed."""
         if not model.has_latents:
             return
-        seqs = valid[:16]
-        T = max(len(s) for s in seqs)
-        x = torch.zeros(len(seqs), T, seqs[0].shape[1], device=device)
-        mask = torch.zeros(len(seqs), T, dtype=torch.bool, device=device)
-        for i, s in enumerate(seqs):
-            x[i, : len(s)], mask[i, : len(s)] = torch.as_tensor(s, device=device), True
+        x, mask = pad_batch(valid[:16], device)
         training = model.training
         model.eval()
         terms = model(x, mask=mask, generator=torch.Generator(device=device).manual_seed(0))

@@ -34,6 +34,7 @@ to the repository root that holds the experiment's folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import tomllib
@@ -194,19 +195,13 @@ def load_experiment(path: str | Path) -> Experiment:
 
     if top.report not in REPORTS:
         raise VrnnError(f"{path}: unknown report {top.report!r}; choose one of {sorted(REPORTS)}")
-    data = {name: build_dataclass(DataSpec, {**_tabled(d, where, f"data.{name}"), "name": name}, where, f"data.{name}")
+    data = {name: dataclasses.replace(build_dataclass(DataSpec, d, where, f"data.{name}"), name=name)
             for name, d in top.data.items()}
     for spec in data.values():
         spec.check(where)
-    runs = {name: _run_spec(name, build_dataclass(RunTable, _tabled(r, where, f"runs.{name}"), where, f"runs.{name}"),
+    runs = {name: _run_spec(name, build_dataclass(RunTable, r, where, f"runs.{name}"),
                             data, where) for name, r in top.runs.items()}
     return Experiment(path.resolve(), top.title, top.report, data, runs, top.eval, top.report_options)
-
-
-def _tabled(raw, where: str, section: str) -> dict:
-    if not isinstance(raw, dict):
-        raise VrnnError(f"{where}: [{section}] must be a table of settings, not {raw!r}")
-    return raw
 
 
 def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> RunSpec:
