@@ -312,6 +312,8 @@ def _add_experiment(sub) -> None:
     s.add_argument("--work", help="folder for the training runs (default runs/experiments/NAME)")
     s.add_argument("--runs", metavar="A,B", help="train only these runs (all are still evaluated)")
     s.add_argument("--seeds", metavar="0,1", help="train only these seeds of the runs")
+    s.add_argument("--candidates", metavar="0,2", help="train only these candidates of each search (for several "
+                                                        "processes sharing one search, with --train-only)")
     s.add_argument("--data", metavar="A,B", help="train only on these data sets of the experiment")
     s.add_argument("--resume", action="store_true", help="continue the runs found in --work")
     s.add_argument("--allow-changes", action="store_true",
@@ -344,18 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _seeds(text: str | None) -> list[int] | None:
+def _integers(text: str | None, option: str) -> list[int] | None:
     try:
         return None if text is None else [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise VrnnError(f"--seeds {text!r}: give seeds as integers separated by commas, e.g. --seeds 0,1") from None
+        raise VrnnError(f"{option} {text!r}: give integers separated by commas, e.g. {option} 0,1") from None
 
 
 def _cmd_experiment(args) -> None:
     from .lab.experiments.runner import run_experiment
 
     run_experiment(args.experiment, eval_only=args.eval_only, data_dir=args.data_dir, work=args.work,
-                   runs=[r for r in (args.runs or "").split(",") if r], seeds=_seeds(args.seeds),
+                   runs=[r for r in (args.runs or "").split(",") if r], seeds=_integers(args.seeds, "--seeds"),
+                   candidates=_integers(args.candidates, "--candidates"),
                    datasets=[d for d in (args.data or "").split(",") if d], resume=args.resume,
                    allow_changes=args.allow_changes,
                    minutes=args.minutes, overrides=args.set, quiet=args.quiet, retrain=args.retrain,

@@ -152,10 +152,14 @@ def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info
     return dest
 
 
-def train_search(exp: Experiment, run: RunSpec, source: str, work, data_dir: Path, *, retrain: bool, **how) -> bool:
-    """Train and export every candidate of ``run``'s search not yet committed (all of them with ``retrain``);
-    False when the session's deadline stopped one (``--resume`` continues it)."""
+def train_search(exp: Experiment, run: RunSpec, source: str, work, data_dir: Path, *, retrain: bool,
+                 candidates: list[int] | None = None, **how) -> bool:
+    """Train and export every candidate of ``run``'s search not yet committed (all of them with ``retrain``;
+    only those listed in ``candidates`` when given); True when every candidate is committed, False when one
+    is missing or the session's deadline stopped one (``--resume`` continues it)."""
     for i, overrides in enumerate(run.candidates()):
+        if candidates is not None and i not in candidates:
+            continue
         if not retrain and committed(exp, run, i):
             print(f"== search {run.name} c{i}: committed; --retrain trains it again", flush=True)
             continue
@@ -165,7 +169,7 @@ def train_search(exp: Experiment, run: RunSpec, source: str, work, data_dir: Pat
             return False
         export(exp, cand, run.search_data, run.search_seed, work / "search", info | {"search": list(overrides)},
                data_dir, dest=exp.search_folder(run) / f"c{i}.pt")
-    return True
+    return all(committed(exp, run, i) for i in range(len(run.candidates())))
 
 
 def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, dict]) -> dict[str, dict]:
@@ -232,7 +236,7 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
 
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None,
-                   seeds: list[int] | None = None, datasets: list[str] | None = None, resume: bool = False,
+                   seeds: list[int] | None = None, candidates: list[int] | None = None, datasets: list[str] | None = None, resume: bool = False,
                    allow_changes: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
                    retrain: bool = False, train_only: bool = False) -> Path | None:
@@ -256,7 +260,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
                    deadline=time.monotonic() + 60 * minutes if minutes > 0 else float("inf"))
         for run in exp.runs.values():
             if run.search and not (runs and run.name not in runs) and train_search(
-                    exp, run, sources[run.search_data], work, data_dir, retrain=retrain, **how):
+                    exp, run, sources[run.search_data], work, data_dir, retrain=retrain, candidates=candidates,
+                    **how):
                 scored[run.name] = score_search(exp, run, sources[run.search_data])
         _train_cells(exp, sources, work, data_dir, scored, runs=runs, seeds=seeds, datasets=datasets, retrain=retrain,
                      **how)
