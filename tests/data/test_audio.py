@@ -3,6 +3,7 @@ the Fig. 2 analysis (δ_t and per-dimension KL) and the Fig. 3 waveform figure."
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,9 @@ def test_prepared_meta_and_shapes(env):
     for split in ("train", "valid", "test"):
         assert data.splits[split], split
         assert all(a.shape == (10, 200) for a in data.splits[split])
+        # which file each sequence came from: the clusters of per-sequence statistics
+        assert len(m["file_sequences"][split]) == len(m["files"][split])
+        assert sum(m["file_sequences"][split]) == len(data.splits[split])
     # stored as decoded amplitudes: normalisation happens once, at train time
     allx = np.concatenate([a.ravel() for a in data.splits["train"]])
     assert np.abs(allx).max() <= 1.0 and abs(allx.std() - 1.0) > 0.3
@@ -378,13 +382,20 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     text = out.read_text()
     table = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()
     assert text.index("## The claims, measured") < text.index("| Model |")  # the claims open the report
-    assert len(table) == 2 + 3 and all(row.rstrip().endswith(("| yes |", "| not resolved |", "| no |", "| no: the "
-                                                              "opposite holds |", "| no: anti-aligned |"))
-                                       for row in table[2:])
+    assert len(table) == 2 + 3
+    # every verdict is one of the rule's and states its seed counts
+    assert all(re.search(r"\| (yes|not resolved|no: the opposite holds|no|no: anti-aligned|latents unused.*|not "
+                         r"resolved: aligned on \d of 2 seeds) \((2 vs 2 seeds|2 seeds)\) \|$|\| latents unused", row)
+               for row in table[2:]), table[2:]
     ev = json.loads((out.parent / "results.json").read_text())["evaluations"]["tiny"]
-    mean = lambda run: np.mean([ev[f"{run}-seed{s}"]["sequences"]["log_likelihood"] for s in (0, 1)], axis=0)  # noqa
-    diff = mean("vrnn-gauss") - mean("rnn-gauss")
-    assert f"VRNN-Gauss − RNN-Gauss = {diff.mean():+.1f} ± {diff.std(ddof=1) / np.sqrt(len(diff)):.1f}" in table[2]
+    means = {run: [np.mean(ev[f"{run}-seed{s}"]["sequences"]["log_likelihood"]) for s in (0, 1)]
+             for run in ("vrnn-gauss", "rnn-gauss")}
+    gap = np.mean(means["vrnn-gauss"]) - np.mean(means["rnn-gauss"])
+    ahead = sum(a > b for a in means["vrnn-gauss"] for b in means["rnn-gauss"])
+    assert f"difference of the seed means {gap:+.1f} ± " in table[2]
+    files = load_prepared(env["path"]).meta["file_sequences"]["test"]
+    assert f"ahead in {ahead} of 4 seed pairs" in table[2]
+    assert f"bootstrap over {len(files)} source file{'s' * (len(files) > 1)})" in table[2]  # clustered by file
     assert "dB" in table[3] and "Spearman" in table[4]
     assert "(2 seeds)" in text  # the main table's cells are means over the seeds
     figures = [out.parent / "fig2-tiny-vrnn-gauss.png", out.parent / "fig3-tiny-waveforms.png"]

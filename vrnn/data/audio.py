@@ -203,6 +203,8 @@ def build_audio_dataset(files: list[Path], root: Path, *, name: str, rate: int, 
         "normalization": "stored as decoded amplitudes; models normalise with the training split's global "
                          "mean/std at train time",
         "split": how, "source": str(root), "files": split_files,
+        # how many sequences each file gave, in the order of "files": the clusters of per-sequence statistics
+        "file_sequences": {s: [len(seqs[k]) for k in keys] for s, keys in split_files.items()},
         "skipped_files": skipped, "short_files": len(short),
     }
     if speakers:

@@ -3,20 +3,28 @@
 ``[[report_options.claims]]`` entries of an experiment file, each with ``claim`` (the claim in words),
 ``paper`` (the paper's answer), ``data`` and a ``kind``:
 
-* ``likelihood``  ``a`` above ``b``: the paired difference of the test log-likelihood estimates on the
-  same sequences (each model's per-sequence numbers averaged over its seeds), with its standard error
-  over sequences, and the difference of every seed pair (seed i of ``a`` against seed i of ``b``).
-  Reproduces if the difference is positive by more than two standard errors and on every seed pair.
+* ``likelihood``  ``a`` above ``b`` in test log-likelihood. Each model's seeds: mean ± sd over seeds of
+  the per-sequence average. The gap: the difference of the seed means, with a standard error from a
+  bootstrap over the test sequences **clustered by source file** (the data's record of which file each
+  sequence was cut from; each sequence its own cluster when there is none). Reproduces ("yes") when the
+  gap is above two standard errors **and** every seed of ``a`` is above every seed of ``b`` (no arbitrary
+  pairing of seed i with seed i); "no: the opposite holds" when both hold the other way; else "not
+  resolved".
 * ``samples``     ``a``'s unconditional samples nearer the held-out audio than ``b``'s
-  (:func:`vrnn.lab.analysis.sample_quality`: log-spectral distance in dB, high-frequency energy share).
-  Reproduces if ``a``'s mean distance is lower by more than two standard errors (Welch).
+  (:func:`vrnn.lab.analysis.sample_quality`: log-spectral distance in dB, high-frequency energy share),
+  measured for every seed; the same rule (two standard errors over the pooled samples, every seed pair).
 * ``alignment``   ``run``'s latent changes line up with the audio's transitions
-  (:func:`vrnn.lab.analysis.latent_alignment`). Reproduces if the rank correlation is positive with a
-  shuffle p-value below 0.01.
-* ``ordering``    ``runs`` ordered best first as the paper has them: the share of pairs that our
-  seed-mean test log-likelihoods order alike (1: the same order).
+  (:func:`vrnn.lab.analysis.latent_alignment`), measured for every seed. Reproduces if on every seed the
+  rank correlation is above the time-shuffled one with a shuffle p-value below 0.01.
+* ``ordering``    ``runs`` ordered best first as the paper has them. Neighbours in our order are tied
+  (``=``) unless the ``likelihood`` rule separates them; "yes" needs every pair separated and ordered
+  as in the paper.
 * ``style``       ``a``'s samples drift less in style between their halves than ``b``'s
   (:func:`vrnn.lab.metrics.style_drift`), beside training drawings of the same length.
+
+Every verdict states its seed counts. A latent-variable model whose test KL is below ``kl_threshold``
+nats per step (default :data:`KL_UNUSED`; a claim may set its own) has unused latents: a claim that
+credits it gets the verdict "latents unused", never "yes" — its lead would be the architecture's.
 
 The measured numbers come from the checkpoints (seeded), so the same checkpoints render the same table.
 """
@@ -27,6 +35,8 @@ import math
 import numpy as np
 
 KINDS = ("likelihood", "samples", "alignment", "ordering", "style")
+KL_UNUSED = 0.01  # nats per time step (test split, total over total): below it a model's latents are unused
+BOOTSTRAP = 2000  # resamples of the clustered bootstrap (seeded: the same results give the same table)
 
 
 def by_seed(exp, results: dict, data: str, run: str) -> list[dict]:
@@ -34,12 +44,6 @@ def by_seed(exp, results: dict, data: str, run: str) -> list[dict]:
     spec = exp.runs[run]
     evals = results["evaluations"].get(data, {})
     return [evals[spec.key(s)] for s in spec.seeds if spec.key(s) in evals]
-
-
-def paired_difference(a: dict, b: dict, key: str = "log_likelihood") -> tuple[float, float]:
-    """Mean and standard error of (a − b) over the same test sequences."""
-    d = np.asarray(a["sequences"][key]) - np.asarray(b["sequences"][key])
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
 
 
 def seed_mean(exp, results: dict, data: str, run) -> dict | None:
@@ -58,6 +62,38 @@ def seed_mean(exp, results: dict, data: str, run) -> dict | None:
     return out
 
 
+def clusters(results: dict, data: str, n: int) -> tuple[np.ndarray, str]:
+    """The source file of each of the ``n`` test sequences of ``data`` (cluster ids) and what they are:
+    from the prepared data's ``file_sequences`` record when it has one, else one cluster per sequence."""
+    from ...data import DataConfig, load_dataset
+
+    source = results.get("data", {}).get(data, {}).get("source")
+    counts = None
+    if source:
+        try:
+            counts = load_dataset(DataConfig(source=source)).meta.get("file_sequences", {}).get("test")
+        except Exception:  # noqa: BLE001 — the data may be elsewhere now: fall back to sequences
+            counts = None
+    if counts is not None and sum(counts) == n:
+        return np.repeat(np.arange(len(counts)), counts), f"{len(counts)} source file{'s' * (len(counts) > 1)}"
+    return np.arange(n), f"{n} test sequences"
+
+
+def clustered_se(values: np.ndarray, groups: np.ndarray, resamples: int = BOOTSTRAP, seed: int = 0) -> float:
+    """Standard error of the mean of ``values`` from a bootstrap that resamples whole clusters."""
+    ids, inverse = np.unique(groups, return_inverse=True)
+    if len(ids) < 2:
+        return float("nan")
+    sums, sizes = np.bincount(inverse, weights=values), np.bincount(inverse)
+    pick = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
+    return float(np.std(sums[pick].sum(1) / sizes[pick].sum(1), ddof=1))
+
+
+def _seeds(v) -> str:
+    v = np.asarray(v, dtype=np.float64)
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({len(v)} seeds)" if len(v) > 1 else f"{v[0]:.1f} (1 seed)"
+
+
 def _mean_se(v) -> tuple[float, float]:
     v = np.asarray(v, dtype=np.float64)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
@@ -67,52 +103,101 @@ def _label(exp, run: str) -> str:
     return exp.runs[run].label
 
 
-def _verdict(gap: float, se: float, every: bool = True, against: bool = True) -> str:
-    """yes when ``gap`` is above two standard errors (and ``every`` seed agrees), the opposite when it is
-    below minus two (and ``against`` every seed), else not resolved."""
-    if gap > 2 * se and every:
-        return "yes"
-    if gap < -2 * se and against:
-        return "no: the opposite holds"
-    return "not resolved"
+def unused_latents(reps: list[dict], threshold: float) -> float | None:
+    """The mean test KL per step of a latent-variable model's seeds when it is below ``threshold`` (the
+    latents went unused), else None (in use, or no latents)."""
+    if not reps or all(r.get("log_likelihood_method") == "exact" for r in reps):
+        return None
+    kl = float(np.mean([r["kl"]["per_step_total"] for r in reps]))
+    return kl if kl < threshold else None
+
+
+def _verdict(gap: float, se: float, above: int, pairs: int, seeds: str) -> str:
+    """yes when ``gap`` is above two standard errors and every seed pair agrees (``above`` of ``pairs``
+    with a ahead), the opposite when both hold the other way, else not resolved; ``seeds`` appended."""
+    if gap > 2 * se and above == pairs:
+        return f"yes ({seeds})"
+    if gap < -2 * se and above == 0:
+        return f"no: the opposite holds ({seeds})"
+    return f"not resolved ({seeds})"
+
+
+def compare(exp, results: dict, data: str, a: str, b: str) -> dict | None:
+    """The ``likelihood`` rule for ``a`` above ``b`` on ``data``: seed means, the gap, its clustered
+    standard error, the seed pairs with ``a`` ahead and the verdict (None when a checkpoint is missing)."""
+    ra, rb = by_seed(exp, results, data, a), by_seed(exp, results, data, b)
+    if not ra or not rb:
+        return None
+    seq = {k: np.mean([r["sequences"]["log_likelihood"] for r in reps], axis=0) for k, reps in (("a", ra), ("b", rb))}
+    ma, mb = ([float(np.mean(r["sequences"]["log_likelihood"])) for r in reps] for reps in (ra, rb))
+    groups, unit = clusters(results, data, len(seq["a"]))
+    gap, se = float(np.mean(ma) - np.mean(mb)), clustered_se(seq["a"] - seq["b"], groups)
+    above = sum(x > y for x in ma for y in mb)
+    seeds = f"{len(ma)} vs {len(mb)} seed{'s' if len(mb) > 1 else ''}"
+    return {"a": ma, "b": mb, "gap": gap, "se": se, "above": above, "pairs": len(ma) * len(mb), "unit": unit,
+            "verdict": _verdict(gap, se, above, len(ma) * len(mb), seeds), "reps": (ra, rb)}
 
 
 def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
-    a, b = by_seed(exp, results, c["data"], c["a"]), by_seed(exp, results, c["data"], c["b"])
-    if not a or not b:
+    r = compare(exp, results, c["data"], c["a"], c["b"])
+    if r is None:
         return "not measured (a checkpoint is missing)", "—"
-    mean_a, mean_b = (seed_mean(exp, results, c["data"], exp.runs[c[side]]) for side in "ab")
-    m, se = paired_difference(mean_a, mean_b)
-    pairs = [float(np.mean(ra["sequences"]["log_likelihood"]) - np.mean(rb["sequences"]["log_likelihood"]))
-             for ra, rb in zip(a, b)]
-    seeds = (f"; per seed pair {', '.join(f'{p:+.1f}' for p in pairs)}" if len(pairs) > 1 else
-             f"; one seed{'s' if min(len(a), len(b)) > 1 else ''}")
-    text = (f"{_label(exp, c['a'])} − {_label(exp, c['b'])} = {m:+.1f} ± {se:.1f} nats per sequence "
-            f"({len(a)} and {len(b)} seeds averaged per sequence; ± one standard error over "
-            f"{len(mean_a['sequences']['log_likelihood'])} test sequences){seeds}")
-    verdict = _verdict(m, se, min(pairs) > 0, max(pairs) < 0)
-    return text, "yes (one seed pair)" if verdict == "yes" and len(pairs) == 1 else verdict
+    text = (f"{_label(exp, c['a'])} {_seeds(r['a'])}, {_label(exp, c['b'])} {_seeds(r['b'])} nats per sequence "
+            f"(mean ± sd over seeds); difference of the seed means {r['gap']:+.1f} ± {r['se']:.1f} (± one standard "
+            f"error, bootstrap over {r['unit']}); {_label(exp, c['a'])} ahead in {r['above']} of {r['pairs']} seed "
+            f"pairs")
+    kl = unused_latents(r["reps"][0], float(c.get("kl_threshold", KL_UNUSED)))
+    if kl is not None:
+        return text, (f"latents unused: {_label(exp, c['a'])}'s test KL is {kl:.3f} nats per step (< "
+                      f"{float(c.get('kl_threshold', KL_UNUSED)):g}); its lead is the architecture's")
+    return text, r["verdict"]
+
+
+def _per_seed(exp, results: dict, c: dict, measure) -> dict | None:
+    """``measure(checkpoint)`` -> a 1-d array, for every seed of ``a`` and of ``b`` (None when one is missing)."""
+    out = {}
+    for side in ("a", "b"):
+        reps = by_seed(exp, results, c["data"], c[side])
+        if not reps:
+            return None
+        out[side] = [np.asarray(measure(exp.root / r["checkpoint"]), dtype=np.float64) for r in reps]
+    return out
+
+
+def _lower_is_better(v: dict) -> tuple[float, float, int, int, str]:
+    """For per-seed arrays of ``a`` and ``b`` where lower is better: the gap of the pooled means (b − a),
+    its standard error (Welch, pooled over the seeds' values), the seed pairs with ``a`` lower, the pairs
+    and the seed counts in words."""
+    (la, sa), (lb, sb) = _mean_se(np.concatenate(v["a"])), _mean_se(np.concatenate(v["b"]))
+    above = sum(x.mean() < y.mean() for x in v["a"] for y in v["b"])
+    return lb - la, math.hypot(sa, sb), above, len(v["a"]) * len(v["b"]), f"{len(v['a'])} vs {len(v['b'])} seeds"
+
+
+def _pooled(values: list[np.ndarray]) -> str:
+    m, se = _mean_se(np.concatenate(values))
+    seeds = f"; seeds {', '.join(f'{v.mean():.2f}' for v in values)}" if len(values) > 1 else ""
+    return f"{m:.2f} ± {se:.2f}{seeds}"
 
 
 def samples(exp, results: dict, c: dict) -> tuple[str, str]:
     from ..analysis import sample_quality
 
     q = {}
-    for side in ("a", "b"):
-        reps = by_seed(exp, results, c["data"], c[side])
-        if not reps:
-            return "not measured (a checkpoint is missing)", "—"
-        q[side] = sample_quality(exp.root / reps[0]["checkpoint"], n=int(c.get("n", 20)), seconds=c.get("seconds"),
-                                 seed=int(c.get("seed", 0)))
-    (la, sa), (lb, sb) = (_mean_se(q[s]["lsd_db"]) for s in "ab")
-    ha, hb, hh = (_mean_se(v)[0] for v in (q["a"]["hf_ratio"], q["b"]["hf_ratio"], q["a"]["heldout_hf_ratio"]))
-    ref, _ = _mean_se(q["a"]["heldout_lsd_db"])
-    n, cut = len(q["a"]["lsd_db"]), q["a"]["cutoff_hz"]
-    text = (f"log-spectral distance to the held-out spectrum, {n} samples of {q['a']['seconds']:g} s each: "
-            f"{_label(exp, c['a'])} {la:.2f} ± {sa:.2f} dB, {_label(exp, c['b'])} {lb:.2f} ± {sb:.2f} dB "
-            f"(± one standard error over samples; held-out sequences themselves: {ref:.2f} dB); "
-            f"energy above {cut:g} Hz: {ha:.1%} and {hb:.1%} (held-out {hh:.1%})")
-    return text, _verdict(lb - la, math.hypot(sa, sb))
+    measure = lambda ckpt: q.setdefault(ckpt, sample_quality(  # noqa: E731
+        ckpt, n=int(c.get("n", 20)), seconds=c.get("seconds"), seed=int(c.get("seed", 0))))["lsd_db"]
+    v = _per_seed(exp, results, c, measure)
+    if v is None:
+        return "not measured (a checkpoint is missing)", "—"
+    first = q[exp.root / by_seed(exp, results, c["data"], c["a"])[0]["checkpoint"]]
+    hf = {side: np.mean([q[exp.root / r["checkpoint"]]["hf_ratio"] for r in by_seed(exp, results, c["data"], c[side])])
+          for side in "ab"}
+    ref, _ = _mean_se(first["heldout_lsd_db"])
+    text = (f"log-spectral distance to the held-out spectrum, {len(first['lsd_db'])} samples of "
+            f"{first['seconds']:g} s per seed: {_label(exp, c['a'])} {_pooled(v['a'])} dB, {_label(exp, c['b'])} "
+            f"{_pooled(v['b'])} dB (± one standard error over the samples of every seed; held-out sequences "
+            f"themselves: {ref:.2f} dB); energy above {first['cutoff_hz']:g} Hz: {hf['a']:.1%} and {hf['b']:.1%} "
+            f"(held-out {np.mean(first['heldout_hf_ratio']):.1%})")
+    return text, _verdict(*_lower_is_better(v))
 
 
 def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
@@ -122,32 +207,55 @@ def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
     if not reps:
         return "not measured (the checkpoint is missing)", "—"
     signal, transition = c.get("signal", "delta"), c.get("transition", "flux")
-    r = latent_alignment(exp.root / reps[0]["checkpoint"], signal=signal, transition=transition,
-                         max_sequences=int(c.get("sequences", 200)), shuffles=int(c.get("shuffles", 1000)))
+    rs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=transition,
+                           max_sequences=int(c.get("sequences", 200)), shuffles=int(c.get("shuffles", 1000)))
+          for rep in reps]
     names = {"delta": "δ_t", "kl": "the step's KL", "flux": "spectral flux", "energy": "change of log energy"}
-    text = (f"{_label(exp, c['run'])}: Spearman ρ({names[signal]}, {names[transition]}) = {r['spearman']:+.3f} over "
-            f"{r['steps']} steps of {r['sequences']} test sequences; time shuffled within each sequence: "
-            f"{r['shuffled_mean']:+.3f} ± {r['shuffled_sd']:.3f}, p = {r['p_value']:.3g}")
-    if r["spearman"] > r["shuffled_mean"] and r["p_value"] < 0.01:
-        return text, "yes"
-    return text, "no" if r["p_value"] >= 0.01 else "no: anti-aligned"
+    per_seed = "; ".join(f"{r['spearman']:+.3f} (shuffled {r['shuffled_mean']:+.3f} ± {r['shuffled_sd']:.3f}, "
+                         f"p = {r['p_value']:.3g})" for r in rs)
+    text = (f"{_label(exp, c['run'])}: Spearman ρ({names[signal]}, {names[transition]}) over {rs[0]['steps']} "
+            f"steps of {rs[0]['sequences']} test sequences, time shuffled within each sequence as the reference; "
+            f"per seed: {per_seed}")
+    seeds = f"{len(rs)} seed{'s' if len(rs) > 1 else ''}"
+    kl = unused_latents(reps, float(c.get("kl_threshold", KL_UNUSED)))
+    if kl is not None:
+        return text, f"latents unused: test KL {kl:.3f} nats per step ({seeds})"
+    aligned = sum(r["spearman"] > r["shuffled_mean"] and r["p_value"] < 0.01 for r in rs)
+    if aligned == len(rs):
+        return text, f"yes ({seeds})"
+    if aligned == 0:
+        anti = all(r["spearman"] < r["shuffled_mean"] and r["p_value"] < 0.01 for r in rs)
+        return text, f"{'no: anti-aligned' if anti else 'no'} ({seeds})"
+    return text, f"not resolved: aligned on {aligned} of {seeds}"
 
 
 def ordering(exp, results: dict, c: dict) -> tuple[str, str]:
-    means = {}
-    for run in c["runs"]:
-        reps = by_seed(exp, results, c["data"], run)
-        if reps:
-            means[run] = float(np.mean([r["log_likelihood"]["per_sequence"] for r in reps]))
-    runs = [r for r in c["runs"] if r in means]
+    means = {run: [float(np.mean(r["sequences"]["log_likelihood"])) for r in by_seed(exp, results, c["data"], run)]
+             for run in c["runs"]}
+    runs = [r for r in c["runs"] if means[r]]
     if len(runs) < 2:
         return "not measured (checkpoints missing)", "—"
+    ours = sorted(runs, key=lambda r: -np.mean(means[r]))
+    order, ties = _label(exp, ours[0]) + f" ({_seeds(means[ours[0]])})", 0
+    for hi, lo in zip(ours, ours[1:]):
+        tied = not compare(exp, results, c["data"], hi, lo)["verdict"].startswith("yes")
+        ties += tied
+        order += f" {'=' if tied else '>'} {_label(exp, lo)} ({_seeds(means[lo])})"
     pairs = [(i, j) for i in range(len(runs)) for j in range(i + 1, len(runs))]
-    alike = sum(means[runs[i]] > means[runs[j]] for i, j in pairs)
-    ours = sorted(runs, key=lambda r: -means[r])
-    text = ("ours, best first: " + " > ".join(f"{_label(exp, r)} ({means[r]:.1f})" for r in ours)
-            + f" nats per sequence; {alike} of {len(pairs)} pairs ordered as in the paper")
-    return text, "yes" if alike == len(pairs) else "partly" if alike > len(pairs) / 2 else "no"
+    alike = sum(np.mean(means[runs[i]]) > np.mean(means[runs[j]]) for i, j in pairs)
+    threshold = float(c.get("kl_threshold", KL_UNUSED))
+    unused = [r for r in runs if unused_latents(by_seed(exp, results, c["data"], r), threshold) is not None]
+    text = (f"ours, best first: {order} nats per sequence ('=': not separated by the likelihood rule); "
+            f"{alike} of {len(pairs)} pairs ordered as in the paper by the seed means")
+    if unused:
+        text += f"; latents unused (test KL < {threshold:g} nats per step): {', '.join(_label(exp, r) for r in unused)}"
+    seeds = f"{'/'.join(str(len(means[r])) for r in runs)} seeds"
+    if ties:
+        return text, f"not resolved: {ties} tie{'s' if ties > 1 else ''} ({seeds})"
+    verdict = "yes" if alike == len(pairs) else "partly" if alike > len(pairs) / 2 else "no"
+    if verdict == "yes" and unused:
+        return text, f"latents unused in {', '.join(_label(exp, r) for r in unused)}: the order is the architectures' ({seeds})"
+    return text, f"{verdict} ({seeds})"
 
 
 def style(exp, results: dict, c: dict) -> tuple[str, str]:
@@ -162,18 +270,23 @@ def style(exp, results: dict, c: dict) -> tuple[str, str]:
     steps = int(c.get("steps") or np.median([len(a) for a in train]))
     same = [a for a in train if len(a) >= steps]
     pick = np.random.default_rng(seed).choice(len(same), min(n, len(same)), replace=False)
-    drift = {"data": [style_drift(same[i][:steps]) for i in pick]}
-    for side in ("a", "b"):
-        reps = by_seed(exp, results, c["data"], c[side])
-        if not reps:
-            return "not measured (a checkpoint is missing)", "—"
-        model, norm, _ = load_model(exp.root / reps[0]["checkpoint"])
-        drift[side] = [style_drift(d) for d in sample(model, steps, n, norm, seed)]
-    (ma, sa), (mb, sb), (md, sd) = (_mean_se(drift[k]) for k in ("a", "b", "data"))
-    text = (f"style drift between the halves of {n} samples of {steps} steps (0: alike): {_label(exp, c['a'])} "
-            f"{ma:.2f} ± {sa:.2f}, {_label(exp, c['b'])} {mb:.2f} ± {sb:.2f}; training drawings of that length "
-            f"{md:.2f} ± {sd:.2f}")
-    return text, _verdict(mb - ma, math.hypot(sa, sb))
+    data = [style_drift(same[i][:steps]) for i in pick]
+
+    def drift(ckpt):
+        model, norm, _ = load_model(ckpt)
+        return [style_drift(d) for d in sample(model, steps, n, norm, seed)]
+
+    v = _per_seed(exp, results, c, drift)
+    if v is None:
+        return "not measured (a checkpoint is missing)", "—"
+    md, sd = _mean_se(data)
+    text = (f"style drift between the halves of {n} samples of {steps} steps per seed (0: alike): "
+            f"{_label(exp, c['a'])} {_pooled(v['a'])}, {_label(exp, c['b'])} {_pooled(v['b'])}; training drawings "
+            f"of that length {md:.2f} ± {sd:.2f}")
+    kl = unused_latents(by_seed(exp, results, c["data"], c["a"]), float(c.get("kl_threshold", KL_UNUSED)))
+    if kl is not None:
+        return text, f"latents unused: {_label(exp, c['a'])}'s test KL is {kl:.3f} nats per step"
+    return text, _verdict(*_lower_is_better(v))
 
 
 MEASURES = {"likelihood": likelihood, "samples": samples, "alignment": alignment, "ordering": ordering,

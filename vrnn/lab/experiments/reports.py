@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ...outputs.figures import pyplot, save_figure
-from .claims import by_seed, claims_table, paired_difference, seed_mean
+from .claims import by_seed, claims_table, compare, seed_mean
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -241,18 +241,17 @@ def speech(exp, results: dict) -> Path:
         pub = [_published_cell(published.get(run.name, {}).get(col.lower()), exact) for col in columns]
         lines.append(f"| {run.label} | " + " | ".join(cells + pub) + " |")
     lines += ["", opts.get("published_note", ""), "", "## The paper's question, answered on our data", "",
-              "Differences of the log-likelihood estimates on the same test sequences, with their standard error "
-              "over sequences (the IS estimate is itself a stochastic lower bound).", ""]
+              "The rule of the claims table: the difference of the seed means of the test log-likelihood (nats per "
+              "sequence), its standard error from a bootstrap clustered by source file, and the seed pairs; "
+              "resolved only when the gap is beyond two standard errors and every seed pair agrees.", ""]
     for c in corpora:
-        res = {name: seed_mean(exp, results, c, run) for name, run in exp.runs.items()}
         lines += [f"**{exp.data[c].about}**", ""]
         for a, b, question in opts.get("comparisons", []):
-            if res.get(a) and res.get(b):
-                m, se = paired_difference(res[a], res[b])
-                verdict = ("higher" if m > 0 else "lower") + (" (more than two standard errors)" if abs(m) > 2 * se
-                                                              else " (within two standard errors: not resolved)")
+            r = compare(exp, results, c, a, b)
+            if r is not None:
                 la, lb = exp.runs[a].label, exp.runs[b].label
-                lines.append(f"- {question} {la} − {lb} = {m:+.1f} ± {se:.1f} nats per sequence: {la} is {verdict}.")
+                lines.append(f"- {question} {la} − {lb} = {r['gap']:+.1f} ± {r['se']:.1f} nats per sequence, "
+                             f"{la} ahead in {r['above']} of {r['pairs']} seed pairs: {r['verdict']}.")
         lines.append("")
     lines += ["## Data and training", "",
               "| corpus | rate | frames × samples | sequence | train / valid / test sequences | split |",
