@@ -364,3 +364,37 @@ def test_mistakes_in_a_search_are_one_line_errors(repo, old, new, message):
     path.write_text(path.read_text().replace(*SEARCH).replace(old, new))
     with pytest.raises(VrnnError, match=message):
         load_experiment(path)
+
+
+def test_two_processes_share_a_search_with_candidates(repo):
+    """``--candidates``: each process trains its share of the grid; the search is scored (and the seeds
+    train) only once every candidate is committed, whichever process finishes last."""
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    path.write_text(path.read_text().replace(*SEARCH))
+    folder = repo / "benchmarks" / "tiny" / "checkpoints"
+    _run(repo, runs=["rnn"], candidates=[0, 2], train_only=True)
+    assert sorted(p.name for p in (folder / "search" / "rnn").glob("c*.pt")) == ["c0.pt", "c2.pt"]
+    assert not (folder / "search" / "rnn" / "search.json").exists() and not (folder / "rolls").exists()
+    _run(repo, runs=["rnn"], candidates=[1, 3], train_only=True)
+    table = json.loads((folder / "search" / "rnn" / "search.json").read_text())
+    assert [c["candidate"] for c in table["candidates"]] == [0, 1, 2, 3]
+    assert sorted(p.name for p in (folder / "rolls").glob("rnn-seed*.pt")) == ["rnn-seed0.pt", "rnn-seed1.pt"]
+    assert main(["experiment", str(path), "--candidates", "one"]) == 2
+
+
+def test_time_to_quality_reads_validation_and_scores_test_once(repo):
+    """The time-to-quality report plots the trainer's validation curve; the test split appears once, for the
+    checkpoint validation chose. An experiment asking for a curve on any split (``curve_split``) is refused."""
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    path.write_text(EXPERIMENT.replace('report = "polyphonic"', 'report = "time_to_quality"')
+                    .split("[runs.vrnn]")[0] + '[report_options]\ntarget = -3.0\nnear = 0.05\nintro = "Tiny."\n')
+    out = _run(repo)
+    text = out.read_text()
+    info = json.loads((out.parent / "checkpoints" / "rolls" / "rnn.json").read_text())
+    best = max(info["curve"], key=lambda p: p["valid_elbo_per_step"])
+    assert f"best ELBO {best['valid_elbo_per_step']:.3f} nats per step at step {best['step']}" in text
+    assert text.count("Test split, scored once") == 1 and "test elbo" not in text.lower().replace("test split", "")
+    assert "test_curve" not in info and (out.parent / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    path.write_text(path.read_text().replace("segment_steps = 2", 'segment_steps = 2\ncurve_split = "test"'))
+    with pytest.raises(VrnnError, match="curve_split"):
+        load_experiment(path)

@@ -100,8 +100,6 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
     out = run_dir(work, run, data, seed)
     resuming = resume and (out / "last.pt").is_file()
     step = load_checkpoint(out / "last.pt")["step"] if resuming else 0
-    curve_file = out / "test_curve.json"
-    test_curve = json.loads(curve_file.read_text()) if resuming and curve_file.is_file() else []
     print(f"== {data} / {run.key(seed)}: {'resuming at step ' + str(step) if resuming else 'training'} -> {out}",
           flush=True)
     while True:
@@ -109,12 +107,6 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
         result = fit(chunk, out, resume=resuming, overwrite=not resuming, progress=not quiet,
                      allow_changes=allow_changes and resuming)
         resuming, step = True, result.steps
-        if run.curve_split:  # a point of the time-to-quality curve: the latest weights on that split
-            r = evaluate_checkpoint(out / "last.pt", split=run.curve_split, iw_samples=1, data_source=source)
-            test_curve.append({"train_seconds": load_checkpoint(out / "last.pt")["elapsed"], "step": step,
-                               "elbo_per_step_total": r["elbo"]["per_step_total"],
-                               "elbo_per_step_mean_of_sequences": r["elbo"]["per_step_mean_of_sequences"]})
-            curve_file.write_text(json.dumps(test_curve, indent=1))
         if result.stopped != "max_steps" or step >= total:
             break
         if time.monotonic() >= deadline:
@@ -127,8 +119,6 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
             "train_seconds": last["elapsed"], "seconds_per_step": last["elapsed"] / max(step, 1),
             "hardware": describe_hardware(), "overrides": [portable_override(exp, data), *sets[1:]],
             "date": datetime.date.today().isoformat(), "curve": learning_curve(out / "log.jsonl")}
-    if test_curve:
-        info["test_curve"] = test_curve
     return info
 
 

@@ -37,9 +37,9 @@ SENTENCE = "chosen on the validation split; the test split was scored once, for 
 
 def candidate_run(run: RunSpec, i: int) -> RunSpec:
     """Candidate ``i`` of ``run``'s search as a run of its own: the run's overrides and the candidate's, one
-    seed, no curve and no search."""
+    seed and no search."""
     return dataclasses.replace(run, name=f"{run.name}-c{i}", overrides=(*run.overrides, *run.candidates()[i]),
-                               seeds=(run.search_seed,), per_data=(), curve_split="", search=())
+                               seeds=(run.search_seed,), per_data=(), search=())
 
 
 def committed(exp: Experiment, run: RunSpec, i: int) -> bool:

@@ -73,7 +73,6 @@ class RunTable(Checked):
     set: tuple = ()
     seeds: list | dict | None = None  # a list (default [0]), or a table of lists per data set
     segment_steps: int = 0
-    curve_split: str = ""
     search: dict = field(default_factory=dict)  # setting -> the values tried: a grid of --set overrides
     search_data: str = ""  # the data set whose validation split chooses among them
     search_seed: int = 0
@@ -81,7 +80,6 @@ class RunTable(Checked):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
-                                          "curve_split": one_of(("", "train", "valid", "test")),
                                           "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS)}
 
 
@@ -94,7 +92,6 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
     segment_steps: int = 0
-    curve_split: str = ""  # evaluate last.pt on this split after every segment (a time-to-quality curve)
     per_data: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (data set, its seeds) where they differ by data set
     search: tuple[tuple[str, tuple], ...] = ()  # (setting, the values tried): chosen on validation first
     search_data: str = ""
@@ -224,7 +221,7 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
         per_data[d] = seeds
     union = tuple(dict.fromkeys(s for d in r.data for s in per_data[d]))
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
-                   r.curve_split, tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
+                   tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
                    _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric)
 
 
