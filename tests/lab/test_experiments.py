@@ -398,3 +398,33 @@ def test_time_to_quality_reads_validation_and_scores_test_once(repo):
     path.write_text(path.read_text().replace("segment_steps = 2", 'segment_steps = 2\ncurve_split = "test"'))
     with pytest.raises(VrnnError, match="curve_split"):
         load_experiment(path)
+
+
+def test_a_kl_bar_keeps_candidates_whose_latents_are_unused_from_being_chosen(repo):
+    """``search_min_kl``: a candidate whose validation KL per step is below the bar is not eligible; with the
+    bar between the candidates' KLs the best eligible one is chosen, and with none eligible the table says so."""
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    search = ('segment_steps = 4\n', 'segment_steps = 4\nsearch = { "train.lr" = [1e-4, 3e-2, 1e-2] }\n'
+              'search_data = "rolls"\nsearch_metric = "elbo"\n')
+    path.write_text(EXPERIMENT.replace(*search))
+    _run(repo, runs=["vrnn"], train_only=True)
+    table = json.loads((repo / "benchmarks/tiny/checkpoints/search/vrnn/search.json").read_text())
+    kls = [c["valid"]["kl"] for c in table["candidates"]]
+    best = table["chosen"]
+    assert len(set(kls)) == 3 and all(c["eligible"] for c in table["candidates"])
+    bar = kls[best] + 1e-6  # the best one's KL is now below the bar
+    assert any(k >= bar for k in kls), kls  # (else the bar would exclude every candidate: the case below)
+    path.write_text(path.read_text().replace('search_metric = "elbo"\n', f'search_metric = "elbo"\nsearch_min_kl '
+                                             f'= {bar!r}\n'))
+    with pytest.raises(VrnnError, match="--retrain"):  # the seeds were trained with the old choice
+        _run(repo, eval_only=True)
+    table = json.loads((repo / "benchmarks/tiny/checkpoints/search/vrnn/search.json").read_text())
+    eligible = [i for i, k in enumerate(kls) if k >= bar]
+    assert table["chosen"] != best and table["chosen"] in eligible and table["min_kl_met"]
+    assert table["chosen"] == max(eligible, key=lambda i: table["candidates"][i]["score"])
+    path.write_text(EXPERIMENT.replace(*search).replace('search_metric = "elbo"\n',
+                                                         'search_metric = "elbo"\nsearch_min_kl = 1e6\n'))
+    text = _run(repo, eval_only=True).read_text()  # the choice is the seeds' again
+    assert "no candidate reached a validation KL of 1e+06 nats per step" in text
+    table = json.loads((repo / "benchmarks/tiny/checkpoints/search/vrnn/search.json").read_text())
+    assert table["chosen"] == best and not table["min_kl_met"]  # none eligible: the best of all, flagged

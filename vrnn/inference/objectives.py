@@ -32,7 +32,8 @@ def sequence_iw_log_likelihood(terms: StepTerms) -> torch.Tensor:
 
 
 def training_loss(terms: StepTerms, kl_weight: float,
-                  sum_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
+                  sum_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  free_bits: float = 0.0) -> tuple[torch.Tensor, dict]:
     """Negative ELBO per real time step (total over total steps), and its parts as floats.
 
     Normalising by the number of real steps, not B·T, keeps padded batches honest. The KL
@@ -43,15 +44,20 @@ def training_loss(terms: StepTerms, kl_weight: float,
     normaliser S is the global batch's real steps, so the loss is this rank's share
     −(Σ_r log p − β Σ_r KL) / S and the ranks' losses add up to the global batch's
     per-step loss; the floats (``loss``, ``elbo``, ``log_px``, ``kl``) are the global batch's.
+
+    ``free_bits`` (nats per step, Kingma et al. 2016): while the global batch's KL per step is below it,
+    the KL term counts as ``free_bits`` and passes no gradient; ``elbo`` stays the true ELBO.
     """
     log_px, kl = terms.log_px.sum(), terms.kl.sum()  # over the K samples and every real step
     totals = torch.stack([log_px.detach(), kl.detach(), (terms.mask.sum() * terms.log_px.shape[0]).to(log_px.dtype)])
     if sum_ranks is not None:
         sum_ranks(totals)
     steps = totals[2].clamp(min=1)
-    loss = -(log_px / steps - kl_weight * (kl / steps))
     px_step, kl_step = totals[0] / steps, totals[1] / steps  # the (global) batch's, per real step
-    value, elbo, px_float, kl_float = torch.stack([-(px_step - kl_weight * kl_step), px_step - kl_step,
+    free = free_bits > 0 and bool(kl_step < free_bits)  # below the free bits: the KL term has no gradient
+    loss = -(log_px / steps - kl_weight * ((kl.detach() if free else kl) / steps))
+    kl_paid = kl_step.clamp(min=free_bits) if free_bits > 0 else kl_step
+    value, elbo, px_float, kl_float = torch.stack([-(px_step - kl_weight * kl_paid), px_step - kl_step,
                                                    px_step, kl_step]).tolist()  # one device sync
     return loss, {"loss": value, "elbo": elbo, "log_px": px_float, "kl": kl_float}
 

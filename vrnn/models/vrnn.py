@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..emissions import build_emission, positive_scale
-from ..settings import POSITIVE, Check, above, one_of
+from ..settings import POSITIVE, PROBABILITY, Check, above, one_of
 from .nets import SplitMLP, mlp
 from .base import ModelConfig, SequenceModel
 from .cells import SplitInputCell
@@ -39,10 +39,13 @@ class VRNNConfig(ModelConfig):
     layers: int = 4  # ReLU layers in φx, φz, φprior, φenc, φdec (paper: 4)
     prior: str = "conditional"  # conditional (VRNN, eq. 5) | independent (VRNN-I: N(0, I))
     min_scale: float = 1e-3  # floor on latent standard deviations
+    decoder_dropout: float = 0.0  # dropout on h_{t-1} where the decoder reads it (training only): the decoder
+    # must lean on z_t for what h_{t-1} would tell it, against the posterior collapsing to the prior; 0 = off
 
     CHECKS: ClassVar[dict[str, Check]] = {
         **ModelConfig.CHECKS, "rnn": one_of(("lstm", "gru")), "prior": one_of(("conditional", "independent")),
         **dict.fromkeys(("hidden", "z_dim", "width", "layers"), POSITIVE), "min_scale": above(0),
+        "decoder_dropout": PROBABILITY,
     }
 
 
@@ -97,6 +100,7 @@ class VRNN(SequenceModel):
         return loc, positive_scale(raw, self.cfg.min_scale)
 
     def emission(self, s, ez, ctx):
+        s = nn.functional.dropout(s, self.cfg.decoder_dropout, self.training) if self.cfg.decoder_dropout else s
         return self.out(self.dec(torch.cat([ez["phi_z"], s], -1)))
 
     def initial_state(self, ref, batch):

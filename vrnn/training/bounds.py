@@ -35,8 +35,8 @@ def _elbo_terms(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor, parti
     return model(x, mask, samples=particles, generator=generator, carry=carry, noise=noise)
 
 
-def _elbo_loss(terms, mask: torch.Tensor, beta: float, sum_ranks: SumRanks | None):
-    loss, stats = training_loss(terms, beta, sum_ranks)
+def _elbo_loss(terms, mask: torch.Tensor, beta: float, sum_ranks: SumRanks | None, free_bits: float = 0.0):
+    loss, stats = training_loss(terms, beta, sum_ranks, free_bits)
     return loss, stats, tuple(c.detach() for c in terms.carry)  # carried (detached) into the next chunk
 
 
@@ -51,7 +51,8 @@ def _fivo_bound(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor, parti
     return particle_filter(model, x, mask, particles, generator, noise=noise, uniforms=uniforms).log_marginal
 
 
-def _bound_loss(bound: torch.Tensor, mask: torch.Tensor, beta: float, sum_ranks: SumRanks | None):
+def _bound_loss(bound: torch.Tensor, mask: torch.Tensor, beta: float, sum_ranks: SumRanks | None,
+                free_bits: float = 0.0):
     return (*bound_loss(bound, mask, sum_ranks), None)  # no KL to anneal, no state to carry
 
 
@@ -62,7 +63,7 @@ class Objective:
     ``compute(model, x, mask, particles, generator, carry, **draws)``  the batch's per-step terms
         (:class:`~vrnn.models.StepTerms`) or per-sequence bound (B,); ``draws`` (``noise``, and for
         the filter ``uniforms``) replace the generator's draws
-    ``reduce(out, mask, beta, sum_ranks)``  the loss per real step of the global batch, its statistics
+    ``reduce(out, mask, beta, sum_ranks, free_bits)``  the loss per real step of the global batch, its statistics
         as floats and the state carried into the next truncated-BPTT chunk (None: nothing carried)
     ``whole_sequences``  the bound is over whole sequences: truncated BPTT does not apply
     ``score``, ``smc``   the key of :func:`vrnn.inference.evaluate.score_sequences` that estimates it on

@@ -82,7 +82,7 @@ class Learner:
         ``uniforms``: :func:`vrnn.inference.smc.particle_filter`'s), so that ranks and one process can be
         compared on the same draws."""
         out = self.net(x, mask, self.noise, carry, **draws)
-        return self.objective.reduce(out, mask, beta, self.dd.all_sum)
+        return self.objective.reduce(out, mask, beta, self.dd.all_sum, self.tc.free_bits)
 
     def train_step(self, x: torch.Tensor, mask: torch.Tensor, step: int, lr_scale: float = 1.0) -> list[dict]:
         """Training step ``step`` on this rank's slice of a global batch; the statistics of each update.

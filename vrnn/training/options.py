@@ -28,6 +28,9 @@ class TrainConfig(Checked):
     kl_warmup_steps: int = 0
     kl_warmup_epochs: float = 0.0  # the warm-up in passes over the training split instead (steps = epochs ×
     # batches per epoch), so the same config anneals alike on a data set of any size; replaces kl_warmup_steps
+    free_bits: float = 0.0  # nats per time step (objective elbo): while a batch's KL per step is below it, the
+    # KL term passes no gradient (free bits, Kingma et al. 2016, over all of z_t): the posterior may carry that
+    # much information before it pays for it; 0 = off. Validation and every reported number keep the true ELBO
     eval_every: int = 200  # steps between validation evaluations (and checkpoints)
     patience: int = 10  # evaluations without a better validation score (stop_on) before stopping
     lr_drops: int = 0  # plateaus survived before stopping: at each, the learning rate is multiplied by
@@ -63,6 +66,7 @@ class TrainConfig(Checked):
         "kl_start": in_range(0, 1, closed=True),
         "kl_warmup_steps": NON_NEGATIVE,
         "kl_warmup_epochs": at_least(0, " (0: use kl_warmup_steps)"),
+        "free_bits": at_least(0, " (0 turns free bits off)"),
         "eval_every": POSITIVE,
         "patience": POSITIVE,
         "lr_drops": NON_NEGATIVE,
@@ -81,6 +85,9 @@ class TrainConfig(Checked):
         if self.kl_warmup_epochs > 0 and self.kl_warmup_steps > 0:
             raise VrnnError(f"{where}: train.kl_warmup_steps and train.kl_warmup_epochs are both set; keep one "
                             "(epochs fit data sets of any size)")
+        if self.free_bits > 0 and self.objective != "elbo":
+            raise VrnnError(f"{where}: train.free_bits applies to the ELBO's KL term; train.objective="
+                            f"{self.objective} has none: set train.free_bits=0 or train.objective=\"elbo\"")
         if trained(self).whole_sequences and self.tbptt_steps:
             raise VrnnError(f"{where}: train.objective={self.objective} bounds whole sequences; "
                             "set train.tbptt_steps=0")

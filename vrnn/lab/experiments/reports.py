@@ -489,6 +489,16 @@ def render(exp, results: dict) -> Path:
     return write(exp, out.read_text().splitlines() + [""] + section) if section else out
 
 
+def _eligible(t: dict) -> str:
+    """How a search's KL bar (``search_min_kl``) entered the choice, in words ('' without one)."""
+    if not t.get("min_kl"):
+        return ""
+    if t.get("min_kl_met", True):
+        return f", among the candidates whose validation KL is at least {t['min_kl']:g} nats per step (latents in use)"
+    return (f"; no candidate reached a validation KL of {t['min_kl']:g} nats per step (latents in use), so the best "
+            f"of all is chosen and its latents are not in use")
+
+
 def search_section(exp, results: dict) -> list[str]:
     """Each run's search (:mod:`vrnn.lab.experiments.search`): every candidate's settings and validation scores,
     the chosen one marked, and how the choice was made."""
@@ -500,13 +510,15 @@ def search_section(exp, results: dict) -> list[str]:
         lines += [f"### Settings of {run.label}, chosen on validation", "",
                   f"Every candidate trained on {t['data']} (seed {t['seed']}) and scored on its **validation** "
                   f"split, nats per time step (total/total); the highest validation {metric} is chosen (ties: "
-                  f"the first). Checkpoints and this table: `{exp.search_folder(run).relative_to(exp.root)}/`.", "",
-                  "| candidate | " + " | ".join(t["settings"]) + " | valid ELBO | valid log-lik. | |",
-                  "| --- | " + " | ".join("---:" for _ in t["settings"]) + " | ---: | ---: | --- |"]
+                  f"the first){_eligible(t)}. Checkpoints and this table: "
+                  f"`{exp.search_folder(run).relative_to(exp.root)}/`.", "",
+                  "| candidate | " + " | ".join(t["settings"]) + " | valid ELBO | valid log-lik. | valid KL | |",
+                  "| --- | " + " | ".join("---:" for _ in t["settings"]) + " | ---: | ---: | ---: | --- |"]
         for c in t["candidates"]:
             values = [o.split("=", 1)[1] for o in c["set"]]
-            mark = "**chosen**" if c["candidate"] == t["chosen"] else ""
+            mark = "**chosen**" if c["candidate"] == t["chosen"] else "" if c.get("eligible", True) else "KL below the bar"
+            kl = fmt(c["valid"]["kl"]) if "kl" in c["valid"] else "—"
             lines.append(f"| c{c['candidate']} | " + " | ".join(values) + f" | {fmt(c['valid']['elbo'])} "
-                         f"| {fmt(c['valid']['log_likelihood'])} | {mark} |")
+                         f"| {fmt(c['valid']['log_likelihood'])} | {kl} | {mark} |")
         lines += ["", f"{run.label} trains every seed with `{' '.join(t['chosen_set'])}`: {t['protocol']}.", ""]
     return (["## Settings chosen on the validation split", "", *lines]) if lines else []

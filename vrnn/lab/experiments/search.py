@@ -10,12 +10,14 @@
     search_data = "jsb-srnn"     # the data set whose validation split chooses
     search_seed = 0              # the seed every candidate trains with
     search_metric = "log_likelihood"   # or "elbo"
+    search_min_kl = 0.05         # optional: eligible only with a validation KL of at least this per step
 
 Every candidate of the grid (each a list of ``--set`` overrides, in order: the first setting varies
 slowest) trains like any run — in resumable segments, under ``--work``/``search`` — and is exported to
 ``checkpoints/search/<run>/c<i>.pt``. Each is evaluated, with the experiment's ``[eval]`` settings
 (importance sampling), on the **validation** split of ``search_data`` only; the best by
-``search_metric`` is chosen (ties: the first). The whole table goes to
+``search_metric`` is chosen (ties: the first) among the candidates whose validation KL per step is at least
+``search_min_kl`` (latents in use; when none is, the best of all, and the table says the bar was not met). The whole table goes to
 ``checkpoints/search/<run>/search.json`` and into ``results.json``, and the report renders it
 (:func:`vrnn.lab.experiments.reports.search_section`). Then the run's own seeds train with the chosen
 overrides added, and only their checkpoints are evaluated on the test split: no test number feeds
@@ -67,13 +69,16 @@ def score_search(exp: Experiment, run: RunSpec, source: str) -> dict:
                             "train first (run without --eval-only)")
         path = folder / f"c{i}.pt"
         r = evaluate_checkpoint(path, split="valid", iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data)
-        valid = {key: r[key]["per_step_total"] for key in ("elbo", "log_likelihood")}
+        valid = {key: r[key]["per_step_total"] for key in ("elbo", "log_likelihood", "kl")}
         rows.append({"candidate": i, "set": list(overrides), "checkpoint": str(path.relative_to(exp.root)),
-                     "step": r["step"], "valid": valid, "score": valid[run.search_metric]})
-    chosen = choose([row["score"] for row in rows])
+                     "step": r["step"], "valid": valid, "score": valid[run.search_metric],
+                     "eligible": valid["kl"] >= run.search_min_kl})
+    met = any(row["eligible"] for row in rows)  # none eligible: the best of all, and the table says so
+    chosen = choose([row["score"] if row["eligible"] or not met else -math.inf for row in rows])
     table = {"run": run.name, "data": run.search_data, "seed": run.search_seed, "split": "valid",
              "metric": run.search_metric, "units": "nats per time step (total over total steps), model units",
              "iw_samples": ev.iw_samples, "settings": [k for k, _ in run.search], "candidates": rows,
+             "min_kl": run.search_min_kl, "min_kl_met": met,
              "chosen": chosen, "chosen_set": rows[chosen]["set"], "protocol": SENTENCE}
     (folder / "search.json").write_text(json.dumps(table, indent=1) + "\n")
     return table

@@ -27,6 +27,8 @@
     search_data = "jsb-pickle"                # validation (vrnn.lab.experiments.search) on this data set,
     search_seed = 0                           # with this seed, before the seeds above train with them
     search_metric = "log_likelihood"          # or "elbo": the validation score (the [eval] estimate) compared
+    search_min_kl = 0.05                      # optional: only candidates whose validation KL per step is at
+                                              # least this are eligible (latents in use); 0: any
 
 Anything else a report needs (published numbers, notes) lives in ``[report_options]``. Paths
 in ``source`` may use ``{data_dir}`` (the ``--data-dir`` flag); every other path is relative
@@ -77,10 +79,12 @@ class RunTable(Checked):
     search_data: str = ""  # the data set whose validation split chooses among them
     search_seed: int = 0
     search_metric: str = "log_likelihood"
+    search_min_kl: float = 0.0
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
-                                          "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS)}
+                                          "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS),
+                                          "search_min_kl": at_least(0, " (0: every candidate is eligible)")}
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class RunSpec:
     search_data: str = ""
     search_seed: int = 0
     search_metric: str = "log_likelihood"
+    search_min_kl: float = 0.0  # nats per step: candidates below it on validation are not eligible
 
     def candidates(self) -> list[tuple[str, ...]]:
         """The search's grid as ``--set`` overrides, in order (the first setting varies slowest)."""
@@ -222,7 +227,8 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
     union = tuple(dict.fromkeys(s for d in r.data for s in per_data[d]))
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
                    tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
-                   _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric)
+                   _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric,
+                   r.search_min_kl)
 
 
 def _search(r: RunTable, section: str, data: dict[str, DataSpec], where: str) -> tuple[tuple[str, tuple], ...]:
