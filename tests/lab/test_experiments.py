@@ -309,7 +309,7 @@ def test_the_report_shows_the_whole_search_table_with_the_choice(searched):
     table = json.loads((out.parent / "checkpoints/search/rnn/search.json").read_text())
     text = out.read_text()
     assert "chosen on the validation split; the test split was scored once, for the chosen configuration" in text
-    assert "| candidate | train.lr | model.hidden | valid ELBO | valid log-lik. | |" in text
+    assert "| candidate | train.lr | model.hidden | valid ELBO | valid log-lik. | valid KL | |" in text
     for c in table["candidates"]:
         row = f"| c{c['candidate']} | {c['set'][0].split('=')[1]} | {c['set'][1].split('=')[1]} | "
         assert row in text
