@@ -12,8 +12,9 @@ import torch
 
 sf = pytest.importorskip("soundfile", reason="the audio extra (soundfile, scipy) is not installed")
 
-from vrnn.lab.analysis import (analyze_checkpoint, latent_alignment, latent_trace, sample_quality,  # noqa: E402
-                           waveforms_figure)
+from vrnn.lab.analysis import (analyze_checkpoint, hidden_trace, latent_alignment, latent_trace,  # noqa: E402
+                               sample_quality, waveforms_figure)
+from vrnn.outputs.audio import fig2_figure, loudest_window, waveforms_plot  # noqa: E402
 from vrnn.checkpoint import load_model  # noqa: E402
 from vrnn.cli import main  # noqa: E402
 from vrnn.training.config import config_from_dict  # noqa: E402
@@ -312,6 +313,81 @@ def test_latent_alignment_pools_held_out_sequences_against_a_within_sequence_shu
         latent_alignment(env["ckpt"]["rnn"], shuffles=5)
 
 
+def test_hidden_trace_is_the_change_of_the_rnns_own_state(env):
+    """‖h_t − h_{t−1}‖ from the model's step fed the data equals that of its fused LSTM over the sequence."""
+    model, norm, _ = load_model(env["ckpt"]["rnn"])
+    x = norm(load_prepared(env["path"]).splits["test"][0])
+    change = hidden_trace(model, x)
+    with torch.no_grad():
+        ctx, last = model.encode(torch.from_numpy(x)[None], None)
+    h = torch.cat([ctx["h_prev"][0, 1:], last[0]])  # h_1..h_T: the state after reading each x_t
+    assert np.isnan(change[0]) and change.shape == (len(x),)
+    np.testing.assert_allclose(change[1:], (h[1:] - h[:-1]).norm(dim=-1).numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(VrnnError, match="has latent variables"):
+        hidden_trace(load_model(env["ckpt"]["vrnn"])[0], x)
+
+
+def test_alignment_with_loudness_partialled_out_and_the_rnns_hidden_signal(env):
+    raw = latent_alignment(env["ckpt"]["vrnn"], shuffles=20)
+    partial = latent_alignment(env["ckpt"]["vrnn"], shuffles=20, control="loudness")
+    assert partial["control"] == "loudness" and partial["steps"] == raw["steps"]
+    assert partial["raw_spearman"] == pytest.approx(raw["spearman"])  # the same steps, before the control
+    assert -1 <= partial["spearman"] <= 1 and 0 < partial["p_value"] <= 1
+    rnn = latent_alignment(env["ckpt"]["rnn"], signal="hidden", transition="energy", control="loudness", shuffles=20)
+    assert rnn["signal"] == "hidden" and rnn["steps"] == raw["steps"]
+    with pytest.raises(VrnnError, match="choose a signal"):
+        latent_alignment(env["ckpt"]["vrnn"], control="pitch")
+
+
+def test_fig2_clips_the_kl_colour_at_the_99th_percentile_and_says_so(env):
+    res = analyze_checkpoint(env["ckpt"]["vrnn"], env["src"] / "spk_a" / "one.wav", seed=5)
+    res["kl"][3, 0] = 1e3 * res["kl"].max()  # one step far above the rest
+    fig = fig2_figure(res)
+    image = fig.axes[1].images[0]
+    assert image.norm.vmin == 0 and image.norm.vmax == pytest.approx(np.percentile(res["kl"], 99))
+    assert image.norm.vmax < res["kl"].max() / 100
+    assert any("clipped at the 99th percentile" in ax.get_xlabel() for ax in fig.axes)  # the colour bar's label
+
+
+def test_fig3_has_one_amplitude_scale_and_zooms_into_the_loudest_window(env, tmp_path):
+    rate = 8000
+    rng = np.random.default_rng(0)
+    quiet = lambda s: 0.01 * rng.standard_normal(int(s * rate))  # noqa: E731
+    speech = np.concatenate([quiet(0.5), _tone(rate, 0.2, 200.0, 1) * 1.5, quiet(0.3)])
+    rows = {"recording": speech, "noisy sample": 0.9 * rng.standard_normal(rate)}
+    fig = waveforms_plot(rows, rate, zoom=0.05)
+    limits = {ax.get_ylim() for ax in fig.axes}
+    assert len(limits) == 1 and limits.pop()[1] >= np.abs(rows["noisy sample"]).max()  # one scale, fits every row
+    lo, hi = loudest_window(speech, int(0.05 * rate))
+    frames = (speech[: len(speech) // 200 * 200].reshape(-1, 200) ** 2).mean(1)
+    assert 0.5 * rate <= lo and hi <= 0.7 * rate  # inside the voiced part
+    assert (speech[lo:hi] ** 2).mean() > np.median(frames)
+    x0, x1 = fig.axes[1].get_xlim()  # the recording's zoomed axis shows that window
+    assert x0 == pytest.approx(lo / rate) and x1 == pytest.approx((hi - 1) / rate)
+    trained = waveforms_figure([env["ckpt"]["rnn"], env["ckpt"]["vrnn"]], tmp_path / "f.png", seconds=1.0, zoom=0.02)
+    data = trained["training data"]
+    lo, hi = loudest_window(data, 160)
+    assert (data[lo:hi] ** 2).mean() >= np.median((data[: len(data) // 200 * 200].reshape(-1, 200) ** 2).mean(1))
+
+
+def test_a_checkpoint_trained_on_other_prepared_data_is_named_stale(env, tmp_path, monkeypatch):
+    """The file-split checkpoint against the speaker split: under another prepared name, and under its own name
+    rebuilt with other options (the prepared set's recorded split differs)."""
+    from vrnn.data import DataConfig, load_dataset
+    from vrnn.lab.experiments.runner import other_data
+
+    ckpt = env["ckpt"]["vrnn"]
+    assert other_data(ckpt, load_dataset(DataConfig(source="tiny")), None) is None  # what it was trained on
+    prepare("audio", save_as="tiny-spk", source=str(env["src"]), rate=8000, seconds=0.25, speaker_split=True)
+    assert other_data(ckpt, load_dataset(DataConfig(source="tiny-spk")), None) == \
+        "trained on 'tiny', but it names 'tiny-spk'"
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path))
+    prepare("audio", save_as="tiny", source=str(env["src"]), rate=8000, seconds=0.25, speaker_split=True)
+    why = other_data(ckpt, load_dataset(DataConfig(source="tiny")), None)
+    assert why == "trained on tiny with split '0.9/0.05/0.05 of files, seed 0', but it now has " \
+                  "'0.9/0.05/0.05 of speakers, seed 0'"
+
+
 SPEECH_EXPERIMENT = """
 title = "Tiny speech"
 report = "speech"
@@ -319,11 +395,12 @@ report = "speech"
 [eval]
 iw_samples = 3
 batch_size = 8
+smc_particles = [2, 4]
 
 [data.tiny]
-source = "tiny"
+source = "tiny-speakers"
 about = "test tones"
-prepare = {{ recipe = "audio", source = "{{data_dir}}/corpus", rate = 8000, seconds = 0.25 }}
+prepare = {{ recipe = "audio", source = "{{data_dir}}/corpus", rate = 8000, seconds = 0.25, speaker_split = true }}
 
 [runs.rnn-gauss]
 label = "RNN-Gauss"
@@ -365,6 +442,34 @@ kind = "{kind}"
 data = "tiny"
 run = "vrnn-gauss"
 shuffles = 20
+
+[[report_options.claims]]
+claim = "latents raise the likelihood, by the particle filter"
+paper = "yes"
+kind = "likelihood"
+data = "tiny"
+a = "vrnn-gauss"
+b = "rnn-gauss"
+estimator = "smc"
+
+[[report_options.claims]]
+claim = "latent changes line up with transitions beyond loudness"
+paper = "yes"
+kind = "alignment"
+data = "tiny"
+run = "vrnn-gauss"
+control = "loudness"
+shuffles = 20
+
+[[report_options.claims]]
+claim = "control: the RNN's state changes"
+paper = "-"
+kind = "alignment"
+data = "tiny"
+run = "rnn-gauss"
+signal = "hidden"
+control = "loudness"
+shuffles = 20
 """
 
 
@@ -382,21 +487,30 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     text = out.read_text()
     table = text[text.index("## The claims, measured"):].split("\n\n")[1].splitlines()
     assert text.index("## The claims, measured") < text.index("| Model |")  # the claims open the report
-    assert len(table) == 2 + 3
+    assert len(table) == 2 + 6
     # every verdict is one of the rule's and states its seed counts
     assert all(re.search(r"\| (yes|not resolved|no: the opposite holds|no|no: anti-aligned|latents unused.*|not "
-                         r"resolved: aligned on \d of 2 seeds) \((2 vs 2 seeds|2 seeds)\) \|$|\| latents unused", row)
-               for row in table[2:]), table[2:]
+                         r"resolved: aligned on \d of 2 seeds|not rankable: .*) \((2 vs 2 seeds|2 seeds)\) \|$"
+                         r"|\| latents unused", row) for row in table[2:]), table[2:]
     ev = json.loads((out.parent / "results.json").read_text())["evaluations"]["tiny"]
     means = {run: [np.mean(ev[f"{run}-seed{s}"]["sequences"]["log_likelihood"]) for s in (0, 1)]
              for run in ("vrnn-gauss", "rnn-gauss")}
     gap = np.mean(means["vrnn-gauss"]) - np.mean(means["rnn-gauss"])
     ahead = sum(a > b for a in means["vrnn-gauss"] for b in means["rnn-gauss"])
     assert f"difference of the seed means {gap:+.1f} ± " in table[2]
-    files = load_prepared(env["path"]).meta["file_sequences"]["test"]
+    files = load_prepared(env["base"] / "data" / "tiny-speakers.npz").meta["file_sequences"]["test"]
     assert f"ahead in {ahead} of 4 seed pairs" in table[2]
     assert f"bootstrap over {len(files)} source file{'s' * (len(files) > 1)})" in table[2]  # clustered by file
     assert "dB" in table[3] and "Spearman" in table[4]
+    assert "particle filter, K = 4" in table[5] and "second-largest K" in table[5]
+    assert "partial Spearman" in table[6] and "raw " in table[6] and "‖h_t − h_{t−1}‖" in table[7]
+    pf = {k: ev[f"vrnn-gauss-seed{s}"]["smc_particles"][k]["sequences"] for s in (0, 1) for k in ("2", "4")}
+    assert all(len(v) == ev["vrnn-gauss-seed0"]["num_sequences"] for v in pf.values())
+    assert "smc_particles" not in ev["rnn-gauss-seed0"]  # exact: no particles
+    assert "| model | seeds | IS, K = 3 | PF, K = 2 | PF, K = 4 |" in text and "*not rankable*" in text
+    spk = load_prepared(env["base"] / "data" / "tiny-speakers.npz").meta["speakers"]
+    said = ", ".join(f"{s} {' '.join(spk[s])}" for s in ("train", "valid", "test"))
+    assert f"speakers: {said} |" in text  # the data table names each split's speakers
     assert "(2 seeds)" in text  # the main table's cells are means over the seeds
     figures = [out.parent / "fig2-tiny-vrnn-gauss.png", out.parent / "fig3-tiny-waveforms.png"]
     assert all(f"]({f.name})" in text and f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)

@@ -76,3 +76,47 @@ def test_an_ordering_shows_ties_and_does_not_say_yes_through_unused_latents():
     assert claims.ordering(exp, res, {"data": "d", "runs": ["c", "b", "a"]})[1] == "no (2/2/2 seeds)"
     exp, res = _setup({"a": [10.0, 11.0], "b": [5.0, 6.0], "c": [0.0, 1.0]}, kl={"a": 0.0})
     assert claims.ordering(exp, res, {"data": "d", "runs": ["a", "b", "c"]})[1].startswith("latents unused in A")
+
+
+def _with_particles(res: dict, drift: dict[str, float], ks=(250, 1000)) -> dict:
+    """Each latent report gets particle-filter estimates: its IS numbers at the largest K, and ``drift[run]``
+    nats per sequence lower at the K before it."""
+    for key, rep in res["evaluations"]["d"].items():
+        if rep["log_likelihood_method"] == "exact":
+            continue
+        seq = np.asarray(rep["sequences"]["log_likelihood"])
+        d = drift[key.rsplit("-seed", 1)[0]]
+        rep["smc_particles"] = {str(k): {"sequences": list(seq - (d if k != ks[-1] else 0.0))} for k in ks}
+    return res
+
+
+def test_a_particle_filter_claim_ranks_only_when_the_estimate_has_settled():
+    """estimator = "smc": the gap at the largest K, and "not rankable" when a model's estimate moved more from
+    the second-largest K to the largest than the gap between the two models."""
+    claim = {"data": "d", "a": "a", "b": "b", "estimator": "smc"}
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5, "b": 0.5})
+    text, verdict = claims.likelihood(exp, _with_particles(res, {"a": 1.0, "b": 0.5}), claim)
+    assert verdict == "yes (3 vs 3 seeds)" and "particle filter, K = 1000" in text and "A +1.0, B +0.5" in text
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5, "b": 0.5})
+    verdict = claims.likelihood(exp, _with_particles(res, {"a": 0.5, "b": 8.0}), claim)[1]
+    assert verdict == "not rankable: B's estimate moved +8.0 nats per sequence (K = 250 to 1000), more than the gap " \
+                      "5.0 (3 vs 3 seeds)"
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5, "b": 0.5})
+    verdict = claims.likelihood(exp, _with_particles(res, {"a": 0.0, "b": 0.0}, ks=(1000,)), claim)[1]
+    assert verdict.startswith("not rankable: A has particle-filter estimates at K = 1000 only")
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5})  # b exact: its estimate is fixed
+    text, verdict = claims.likelihood(exp, _with_particles(res, {"a": 1.0}), claim)
+    assert verdict == "yes (3 vs 3 seeds)" and "A +1.0, B +0.0" in text
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5, "b": 0.5})
+    assert claims.likelihood(exp, res, claim)[0].startswith("not measured")  # no particle-filter estimates
+
+
+def test_an_unknown_estimator_is_a_one_line_error_naming_the_claim():
+    from vrnn.errors import VrnnError
+
+    exp, res = _setup({"a": [1.0], "b": [0.0]})
+    exp.path, exp.report_options = "experiment.toml", {"claims": [{"kind": "likelihood", "data": "d", "a": "a",
+                                                                   "b": "b", "estimator": "pf"}]}
+    with pytest.raises(VrnnError, match=r"experiment.toml: report_options.claims\[0\].estimator = 'pf'; choose one of "
+                                        r"is, smc"):
+        claims.claims_table(exp, res)

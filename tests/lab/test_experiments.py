@@ -125,6 +125,9 @@ def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, t
     (('label = "RNN"', 'label = "RNN"\ncolour = 1'), "unknown setting runs.rnn.colour"),
     (('title = "Tiny"\n', ''), "missing setting experiment.title"),
     (("iw_samples = 3", 'iw_samples = 3\nestimator = "both"'), "eval.estimator is 'both'; set it to one of is, smc"),
+    (("iw_samples = 3", "iw_samples = 3\nsmc_particles = [250, 40]"),
+     r"eval.smc_particles is \(250, 40\); set it to a list of increasing particle counts"),
+    (("iw_samples = 3", "iw_samples = 3\nsmc_particles = 40"), "eval.smc_particles: expected a tuple, got 40"),
 ])
 def test_mistakes_in_an_experiment_file_are_one_line_errors(repo, edit, message):
     path = repo / "benchmarks" / "tiny" / "experiment.toml"
@@ -175,6 +178,30 @@ def test_committed_runs_are_not_trained_again_unless_asked(repo, capsys):
     assert (folder / "checkpoints/rolls/rnn.pt").read_bytes() == before
     _run(repo, retrain=True, runs=["rnn"])
     assert "rolls / rnn: training" in capsys.readouterr().out
+
+
+def test_checkpoints_trained_on_other_data_are_refused_by_name_with_the_retrain_command(repo, capsys):
+    """A committed checkpoint whose data file has changed (its sha256), or whose data set the experiment no
+    longer names, is stale: evaluation and training stop with one line naming it and `--retrain`."""
+    import shutil
+
+    folder = _run(repo).parent
+    capsys.readouterr()
+    data = repo.parent / "data"
+    shutil.copy(data / "rolls.npz", data / "rolls-copy.npz")
+    write_arrays(data / "rolls.npz", dim=5, binary=True, sizes=(20, 8, 8))  # the same name, other sequences
+    for kw in ({"eval_only": True}, {}):
+        with pytest.raises(VrnnError, match=r"checkpoints/rolls/rnn\.pt: stale: trained on \{data_dir\}/rolls\.npz "
+                                            r"with sha256 \w+…, but the file now has \w+….* --retrain --runs rnn "
+                                            r"--data rolls --seeds 0$"):
+            _run(repo, **kw)
+    assert "training" not in capsys.readouterr().out  # refused before any training
+    path = folder / "experiment.toml"
+    path.write_text(path.read_text().replace("{data_dir}/rolls.npz", "{data_dir}/rolls-copy.npz"))
+    with pytest.raises(VrnnError, match="trained on '{data_dir}/rolls.npz', but it names '{data_dir}/rolls-copy.npz'"):
+        _run(repo, eval_only=True)
+    _run(repo, retrain=True)  # trained again on the data named now: evaluated
+    assert _run(repo, eval_only=True).is_file()
 
 
 def test_train_only_trains_and_exports_and_eval_only_then_renders(repo):

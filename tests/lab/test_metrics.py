@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vrnn.errors import VrnnError
-from vrnn.lab.metrics import (average_log_spectrum, energy_change, high_frequency_ratio, log_spectral_distance,
-                          spectral_flux, style_drift, transition_alignment)
+from vrnn.lab.metrics import (average_log_spectrum, energy_change, frame_loudness, high_frequency_ratio,
+                              log_spectral_distance, spectral_flux, style_drift, transition_alignment)
 
 RATE = 8000
 
@@ -86,6 +86,42 @@ def test_shuffling_within_sequences_removes_only_the_alignment_in_time():
     pooled, within = (transition_alignment(knows_level, flux, shuffles=300, groups=g) for g in (None, groups))
     assert pooled["spearman"] > 0.5 and pooled["p_value"] < 0.01  # global shuffling calls it aligned
     assert within["shuffled_mean"] > 0.5 and within["p_value"] > 0.05  # within-sequence shuffling does not
+
+
+def test_with_loudness_partialled_out_a_correlation_made_only_by_loudness_vanishes():
+    """Latent signal and transitions both follow loudness and nothing else: the raw rank correlation is high,
+    the partial one about 0 and no better than time shuffled."""
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(30), 20)
+    loud = rng.standard_normal(600)
+    transition = loud + 0.3 * rng.standard_normal(600)
+    latent = loud + 0.3 * rng.standard_normal(600)
+    r = transition_alignment(latent, transition, shuffles=300, groups=groups, control=loud)
+    assert r["raw_spearman"] > 0.8
+    assert abs(r["spearman"]) < 0.1 and r["p_value"] > 0.01
+    assert transition_alignment(latent, transition, shuffles=300, groups=groups)["spearman"] == pytest.approx(
+        r["raw_spearman"])  # without a control: Spearman's rho itself
+
+
+def test_an_alignment_beyond_loudness_survives_the_partial_correlation():
+    """Transitions are loudness plus their own part; a latent signal that follows that own part stays aligned."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(30), 20)
+    loud, own = rng.standard_normal(600), rng.standard_normal(600)
+    transition = loud + own
+    latent = own + 0.3 * rng.standard_normal(600)
+    r = transition_alignment(latent, transition, shuffles=300, groups=groups, control=loud)
+    assert r["spearman"] > 0.8 > r["raw_spearman"]  # partialling loudness out removes noise, not the alignment
+    assert r["p_value"] < 0.01 and abs(r["shuffled_mean"]) < 0.1  # group means stay: about 1/20 of the correlation
+    with pytest.raises(VrnnError, match="control 5"):
+        transition_alignment(latent, transition, control=loud[:5])
+
+
+def test_loudness_is_the_frames_log_power_and_energy_change_its_step():
+    f = frames_with_a_step(at=20)
+    loud = frame_loudness(f)
+    assert loud.shape == (40,) and loud[25] - loud[5] == pytest.approx(np.log(100), abs=0.05)  # 10x amplitude
+    np.testing.assert_allclose(energy_change(f)[1:], np.abs(np.diff(loud)))
 
 
 def drawing(steps: int, step_length: float, seed: int, curl: float = 0.3) -> np.ndarray:

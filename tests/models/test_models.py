@@ -1,4 +1,6 @@
 """Properties of the models and the estimators (issue 2)."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -229,3 +231,56 @@ def test_the_drivers_call_only_the_step():
     assert a.shape == (2, 5, 3) and z.shape == (2, 5, model.z_dim)
     cont = continue_sequences(model, x[:1, :4], steps=3, n=2, particles=4, generator=torch.Generator().manual_seed(3))
     assert cont.shape == (1, 2, 3, 3)
+
+
+# ---- the speech benchmark's capacity controls (configs/speech/small/) ---------------------------------------
+SPEECH = Path(__file__).resolve().parents[2] / "configs" / "speech" / "small"
+FRAME = 200  # samples per frame: the x_dim of FSDD and Fillets alike
+
+
+def _speech_model(name: str, seed: int = 0):
+    import dataclasses
+
+    from vrnn.training.config import load_config
+
+    torch.manual_seed(seed)
+    return build_model(dataclasses.replace(load_config(SPEECH / f"{name}.toml", []).model, x_dim=FRAME))
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("emission", ["gauss", "gmm"])
+def test_the_speech_rnn_is_the_vrnn_with_its_latent_path_removed(emission):
+    """RNN-X is VRNN-X less φz, the encoder and the prior, and less the columns that read φz in the decoder's
+    first layer and the LSTM's input: its parameters are exactly the rest, and with those columns zeroed the
+    VRNN's emission at every step is the RNN's given the same weights."""
+    vrnn, rnn = _speech_model(f"vrnn-{emission}"), _speech_model(f"rnn-{emission}", seed=1)
+    W, H = vrnn.cfg.width, vrnn.cfg.hidden
+    assert (rnn.cfg.width, rnn.cfg.hidden, rnn.cfg.layers, rnn.cfg.emission) == (W, H, vrnn.cfg.layers,
+                                                                               vrnn.cfg.emission)
+    latent_path = sum(_count(getattr(vrnn, m)) for m in ("phi_z", "enc", "enc_head", "prior_net", "prior_head"))
+    assert _count(rnn) == _count(vrnn) - latent_path - W * W - 4 * H * W  # decoder and LSTM columns for φz
+    v = dict(vrnn.state_dict())
+    v["dec.0.weight"][:, :W] = 0  # φz's columns of the decoder's first layer (it reads [φz(z_t), h_{t-1}])
+    v["cell.weight_ih_parts.1"][:] = 0  # φz's columns of the LSTM's input weights
+    vrnn.load_state_dict(v)
+    shared = {k: v[k] for k in rnn.state_dict() if k in v and not k.startswith("dec.0.weight")}
+    shared |= {"dec.0.weight": v["dec.0.weight"][:, W:], "rnn.weight_ih_l0": v["cell.weight_ih_parts.0"],
+               "rnn.bias_ih_l0": v["cell.bias_ih"], "rnn.weight_hh_l0": v["cell.weight_hh"],
+               "rnn.bias_hh_l0": v["cell.bias_hh"]}
+    assert shared.keys() == rnn.state_dict().keys()
+    rnn.load_state_dict(shared)
+    x = torch.randn(2, 5, FRAME)
+    with torch.no_grad():
+        a, b = vrnn(x, generator=torch.Generator().manual_seed(0)).log_px, rnn(x).log_px
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("wide, latent, count", [("rnn-gauss-wide", "vrnn-gauss", 448_848),
+                                                 ("rnn-gmm-wide", "vrnn-gmm", 1_444_368)])
+def test_the_wide_speech_rnns_have_their_vrnns_parameter_count_within_two_percent(wide, latent, count):
+    n, target = _count(_speech_model(wide)), _count(_speech_model(latent))
+    assert n == count and abs(n - target) <= 0.02 * target
+    assert target == {"vrnn-gauss": 450_256, "vrnn-gmm": 1_433_236}[latent]  # the numbers the configs state

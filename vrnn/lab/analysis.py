@@ -8,6 +8,9 @@
   of δ_t, the KL heat map and the waveform under them.
 * :func:`waveforms_figure` — training audio and one sample per checkpoint, whole and
   zoomed (Fig. 3; ``vrnn waveforms``).
+* :func:`latent_alignment` — claim 5 measured: a model's per-step signal against the audio's
+  transitions (optionally with loudness partialled out), with :func:`hidden_trace` (‖h_t − h_{t−1}‖)
+  as the signal of a model without latent variables, the control.
 """
 from __future__ import annotations
 
@@ -94,7 +97,8 @@ def waveforms_figure(checkpoints: list[str | Path], out: str | Path, seconds: fl
 
     The training row is the training split's first sequences joined until ``seconds``
     (sequences of one file are consecutive, so this is a stretch of real speech). The
-    zoomed window is ``zoom`` seconds from the middle of each waveform; the models sample on
+    zoomed window is the loudest ``zoom`` seconds of each waveform (voiced speech in the recording), every
+    row on one amplitude scale (:func:`vrnn.outputs.audio.waveforms_plot`); the models sample on
     ``device`` (``auto``, ``cpu`` or ``cuda[:N]``). Returns the waveforms by row label.
     """
     from ..data import load_dataset
@@ -165,27 +169,65 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
             "rate": rate, "cutoff_hz": cutoff, "seconds": waves.shape[1] / rate}
 
 
-def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = "delta", transition: str = "flux",
-                     max_sequences: int = 200, shuffles: int = 1000, seed: int = 0) -> dict:
-    """Claim 5 (Fig. 2), measured over a held-out split: the rank correlation between a latent signal
-    (``delta``: δ_t, or ``kl``: the step's KL) and the audio's own transitions (``flux``: spectral flux, or
-    ``energy``: change of log energy), pooled over up to ``max_sequences`` sequences, against time
-    shuffled within each sequence (:func:`vrnn.lab.metrics.transition_alignment`)."""
-    from ..data import load_dataset
-    from .metrics import energy_change, spectral_flux, transition_alignment
+SIGNALS = ("delta", "kl", "hidden")  # delta, kl: of latent models; hidden: of models without latents
+TRANSITIONS = ("flux", "energy")
+CONTROLS = ("", "loudness")
 
-    if signal not in ("delta", "kl") or transition not in ("flux", "energy"):
-        raise VrnnError(f"signal={signal!r}, transition={transition!r}: choose delta or kl, and flux or energy")
+
+@torch.no_grad()
+def hidden_trace(model: SequenceModel, x: np.ndarray) -> np.ndarray:
+    """‖h_t − h_{t−1}‖ of one sequence ``x`` (T, D), model units, for a model without latent variables: h_t
+    is its state after reading x_t, from the model's own step with x_t observed (the generative step fed
+    the data); (T,) with NaN at t = 0 — the control for δ_t of a latent model."""
+    if model.has_latents:
+        raise VrnnError(f"{model.display_name} has latent variables: signal 'hidden' is for models without them; "
+                        f"use delta or kl")
+    model.eval()
+    ref = next(model.parameters())
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=ref.device)[None]  # (1, T, D)
+    state, hs = model.initial_state(xt, 1), []
+    for t in range(xt.shape[1]):
+        state, _ = model.step(state, None, "none", observe=lambda dist, t=t: xt[:, t])
+        hs.append(state[0][0])
+    h = torch.stack(hs)  # (T, H)
+    return np.concatenate([[np.nan], (h[1:] - h[:-1]).norm(dim=-1).double().cpu().numpy()])
+
+
+def step_signal(model: SequenceModel, x: np.ndarray, signal: str, seed: int = 0) -> np.ndarray:
+    """A per-step signal of what a model does on ``x`` (T, D), model units: ``delta`` (δ_t) or ``kl`` (the
+    step's KL) of a latent model (:func:`latent_trace`), ``hidden`` of a deterministic one (:func:`hidden_trace`)."""
+    if signal == "hidden":
+        return hidden_trace(model, x)
+    res = latent_trace(model, x, seed=seed)
+    return res["delta"] if signal == "delta" else res["kl"].sum(1)
+
+
+def latent_alignment(checkpoint: str | Path, split: str = "test", signal: str = "delta", transition: str = "flux",
+                     max_sequences: int = 200, shuffles: int = 1000, seed: int = 0, control: str = "") -> dict:
+    """Claim 5 (Fig. 2), measured over a held-out split: the rank correlation between a model's per-step
+    signal (:func:`step_signal`: ``delta``, ``kl``, or ``hidden`` for a model without latents) and the
+    audio's own transitions (``flux``: spectral flux, or ``energy``: change of log energy), pooled over up to
+    ``max_sequences`` sequences, against time shuffled within each sequence
+    (:func:`vrnn.lab.metrics.transition_alignment`). ``control = "loudness"``: the partial rank correlation
+    with each frame's log energy (:func:`vrnn.lab.metrics.frame_loudness`) partialled out of both."""
+    from ..data import load_dataset
+    from .metrics import energy_change, frame_loudness, spectral_flux, transition_alignment
+
+    if signal not in SIGNALS or transition not in TRANSITIONS or control not in CONTROLS:
+        raise VrnnError(f"signal={signal!r}, transition={transition!r}, control={control!r}: choose a signal of "
+                        f"{', '.join(SIGNALS)}, a transition of {', '.join(TRANSITIONS)} and a control of "
+                        f"'', loudness")
     model, norm, ckpt = load_model(checkpoint)
     if "rate" not in ckpt.get("data_meta", {}):
         raise VrnnError(f"{checkpoint}: not an audio model (its data have no sampling rate)")
     seqs = load_dataset(checkpoint_data_config(ckpt)).splits[split][:max_sequences]
     change = spectral_flux if transition == "flux" else energy_change
-    lat, trans, groups = [], [], []
+    sig, trans, loud, groups = [], [], [], []
     for i, frames in enumerate(seqs):
-        res = latent_trace(model, norm(frames), seed=seed + i)
-        lat.append(res["delta"] if signal == "delta" else res["kl"].sum(1))
+        sig.append(step_signal(model, norm(frames), signal, seed=seed + i))
         trans.append(change(frames))
+        loud.append(frame_loudness(frames))
         groups.append(np.full(len(frames), i))
-    out = transition_alignment(np.concatenate(lat), np.concatenate(trans), shuffles, seed, np.concatenate(groups))
-    return out | {"signal": signal, "transition": transition, "sequences": len(seqs)}
+    out = transition_alignment(np.concatenate(sig), np.concatenate(trans), shuffles, seed, np.concatenate(groups),
+                               control=np.concatenate(loud) if control == "loudness" else None)
+    return out | {"signal": signal, "transition": transition, "control": control, "sequences": len(seqs)}

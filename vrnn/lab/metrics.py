@@ -13,10 +13,12 @@ recordings rather than by eye:
 Transitions (Fig. 2: the latent's change lines up with changes in the signal):
 
 * :func:`spectral_flux` and :func:`energy_change` — per-frame transition signals of a framed waveform,
-  computed from the audio alone, independent of any model;
+  computed from the audio alone, independent of any model; :func:`frame_loudness` — the frame's log
+  energy, the control a transition signal is partly made of;
 * :func:`transition_alignment` — Spearman's rank correlation between a per-step latent signal (δ_t, or
   the step's KL) and a transition signal, beside the same correlation with time shuffled (the
-  baseline: what the correlation is when nothing lines up), and the permutation p-value.
+  baseline: what the correlation is when nothing lines up), and the permutation p-value; with a control
+  (loudness), the partial rank correlation with the control regressed out of both signals.
 
 Handwriting style (claim 4: a sample keeps one style through a drawing):
 
@@ -93,45 +95,82 @@ def spectral_flux(frames) -> np.ndarray:
     return np.concatenate([[np.nan], np.sqrt((rise ** 2).sum(1))])
 
 
+def frame_loudness(frames) -> np.ndarray:
+    """Per-frame loudness of a framed waveform (T, frame_size): the log of the frame's mean power (nepers
+    of power, floored at 1e-10), (T,)."""
+    f = _frames(frames)
+    return np.log((f ** 2).mean(1) + 1e-10)
+
+
 def energy_change(frames) -> np.ndarray:
     """Per-frame |change of log energy| (nepers of power) of a framed waveform, NaN at t = 0."""
-    f = _frames(frames)
-    log_e = np.log((f ** 2).mean(1) + 1e-10)
-    return np.concatenate([[np.nan], np.abs(np.diff(log_e))])
+    return np.concatenate([[np.nan], np.abs(np.diff(frame_loudness(frames)))])
 
 
-def transition_alignment(latent, transition, shuffles: int = 1000, seed: int = 0, groups=None) -> dict:
+def _centred_ranks(v: np.ndarray) -> np.ndarray:
+    r = _scipy("transition_alignment").stats.rankdata(v)  # average ranks for ties, as Spearman's rho
+    return r - r.mean()
+
+
+def _residual(r: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+    """``r`` less its least-squares fit on ``c`` (both centred; ``c`` None: ``r`` itself)."""
+    if c is None or not (cc := float(c @ c)):
+        return r
+    return r - c * (float(r @ c) / cc)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    den = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b) / den if den else 0.0
+
+
+def _within_groups(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices that permute the steps of each group among themselves (one random permutation per group)."""
+    order = np.argsort(groups, kind="stable")
+    perm = np.empty(groups.size, dtype=np.int64)
+    perm[order] = np.lexsort((rng.random(groups.size), groups))  # both sorted by group: each step stays in its own
+    return perm
+
+
+def transition_alignment(latent, transition, shuffles: int = 1000, seed: int = 0, groups=None,
+                         control=None) -> dict:
     """How well a per-step latent signal (δ_t or the per-step KL, (T,)) lines up with a transition
     signal of the data ((T,), e.g. :func:`spectral_flux`), against time shuffled.
 
-    Steps where either is NaN are left out. ``groups`` ((T,), e.g. the sequence each step belongs to,
+    Steps where a signal is NaN are left out. ``groups`` ((T,), e.g. the sequence each step belongs to,
     when several sequences are pooled) makes the shuffles permute steps only within their group, so
     the baseline keeps what differs between sequences and removes only the alignment in time.
-    Returns ``spearman`` (the rank correlation), ``shuffled_mean`` and ``shuffled_sd`` (the correlation
-    over ``shuffles`` random permutations of the transition signal's steps: what chance alignment
-    gives), ``p_value`` (share of shuffles at least as correlated, with the +1 correction) and ``steps``."""
+
+    ``control`` ((T,), e.g. :func:`frame_loudness`) makes it a **partial** rank correlation: all three
+    signals are rank-transformed, the control's ranks are regressed out of the other two, and the
+    residuals are correlated; the shuffles permute the transition's residuals within each group and
+    regress the control out again (Freedman & Lane 1983), so the control's own alignment with the
+    transitions is kept in the baseline. Without a control this is Spearman's ρ against time-shuffled
+    transitions. Returns ``spearman`` (the rank correlation, partial with a control), ``raw_spearman``
+    (without the control), ``shuffled_mean`` and ``shuffled_sd`` (over ``shuffles`` permutations: what
+    chance alignment gives), ``p_value`` (share of shuffles at least as correlated, with the +1
+    correction) and ``steps``."""
     a, b = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (latent, transition))
-    if a.shape != b.shape:
-        raise VrnnError(f"transition_alignment: latent signal has {a.size} steps, transition signal {b.size}")
+    c = None if control is None else np.asarray(control, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape or (c is not None and c.shape != a.shape):
+        raise VrnnError(f"transition_alignment: latent signal has {a.size} steps, transition signal {b.size}"
+                        + ("" if c is None else f", control {c.size}"))
     g = np.zeros(a.size, dtype=np.int64) if groups is None else np.asarray(groups).reshape(-1)
     if g.shape != a.shape:
         raise VrnnError(f"transition_alignment: {g.size} group labels for {a.size} steps")
-    keep = np.isfinite(a) & np.isfinite(b)
+    keep = np.isfinite(a) & np.isfinite(b) & (True if c is None else np.isfinite(c))
     a, b, g = a[keep], b[keep], g[keep]
     if a.size < 4:
         raise VrnnError(f"transition_alignment: {a.size} steps where both signals are finite; need at least 4")
-    spearman = _scipy("transition_alignment").stats.spearmanr
-    r = float(spearman(a, b).statistic)
+    rc = None if c is None else _centred_ranks(c[keep])
+    ra, rb = _centred_ranks(a), _centred_ranks(b)
+    ea, eb = _residual(ra, rc), _residual(rb, rc)
+    r = _correlation(ea, eb)
     rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(g == label) for label in np.unique(g)]
-    null = np.empty(shuffles)
-    for i in range(shuffles):
-        shuffled = b.copy()
-        for idx in members:
-            shuffled[idx] = b[rng.permutation(idx)]
-        null[i] = spearman(a, shuffled).statistic
-    return {"spearman": r, "shuffled_mean": float(null.mean()), "shuffled_sd": float(null.std(ddof=1)),
-            "p_value": float((1 + (null >= r).sum()) / (1 + shuffles)), "steps": int(a.size)}
+    null = np.array([_correlation(ea, _residual(eb[_within_groups(g, rng)], rc)) for _ in range(shuffles)])
+    return {"spearman": r, "raw_spearman": _correlation(ra, rb), "shuffled_mean": float(null.mean()),
+            "shuffled_sd": float(null.std(ddof=1)), "p_value": float((1 + (null >= r).sum()) / (1 + shuffles)),
+            "steps": int(a.size)}
 
 
 STROKE_STATISTICS = ("step_length", "turning", "pen_lifts")

@@ -9,13 +9,18 @@
   sequence was cut from; each sequence its own cluster when there is none). Reproduces ("yes") when the
   gap is above two standard errors **and** every seed of ``a`` is above every seed of ``b`` (no arbitrary
   pairing of seed i with seed i); "no: the opposite holds" when both hold the other way; else "not
-  resolved".
+  resolved". ``estimator = "smc"`` compares the particle filter's estimates at the largest K of
+  ``[eval] smc_particles`` instead of the importance-sampled ones, and says **"not rankable"** when the
+  estimate has not settled: when either model's estimate changed from the second-largest K to the
+  largest by more than the gap between the models.
 * ``samples``     ``a``'s unconditional samples nearer the held-out audio than ``b``'s
   (:func:`vrnn.lab.analysis.sample_quality`: log-spectral distance in dB, high-frequency energy share),
   measured for every seed; the same rule (two standard errors over the pooled samples, every seed pair).
 * ``alignment``   ``run``'s latent changes line up with the audio's transitions
-  (:func:`vrnn.lab.analysis.latent_alignment`), measured for every seed. Reproduces if on every seed the
-  rank correlation is above the time-shuffled one with a shuffle p-value below 0.01.
+  (:func:`vrnn.lab.analysis.latent_alignment`; ``signal``: delta, kl, or hidden for a model without
+  latents, the control; ``transition``: flux or energy; ``control = "loudness"``: a partial rank
+  correlation with the frame's log energy partialled out), measured for every seed. Reproduces if on
+  every seed the rank correlation is above the time-shuffled one with a shuffle p-value below 0.01.
 * ``ordering``    ``runs`` ordered best first as the paper has them. Neighbours in our order are tied
   (``=``) unless the ``likelihood`` rule separates them; "yes" needs every pair separated and ordered
   as in the paper.
@@ -35,6 +40,7 @@ import math
 import numpy as np
 
 KINDS = ("likelihood", "samples", "alignment", "ordering", "style")
+ESTIMATORS = ("is", "smc")  # of a likelihood claim: importance sampling at [eval] iw_samples, or the particle filter
 KL_UNUSED = 0.01  # nats per time step (test split, total over total): below it a model's latents are unused
 BOOTSTRAP = 2000  # resamples of the clustered bootstrap (seeded: the same results give the same table)
 
@@ -122,35 +128,86 @@ def _verdict(gap: float, se: float, above: int, pairs: int, seeds: str) -> str:
     return f"not resolved ({seeds})"
 
 
-def compare(exp, results: dict, data: str, a: str, b: str) -> dict | None:
-    """The ``likelihood`` rule for ``a`` above ``b`` on ``data``: seed means, the gap, its clustered
-    standard error, the seed pairs with ``a`` ahead and the verdict (None when a checkpoint is missing)."""
+def estimates(rep: dict, estimator: str = "is") -> list[float] | None:
+    """One seed's per-sequence test log-likelihoods (nats): importance-sampled with ``[eval] iw_samples``
+    (``is``), or the particle filter's at the largest K of ``[eval] smc_particles`` (``smc``; None when the
+    evaluation has none). A model without latents has its exact numbers under either."""
+    if estimator == "is" or rep.get("log_likelihood_method") == "exact":
+        return rep["sequences"]["log_likelihood"]
+    pf = rep.get("smc_particles")
+    return pf[max(pf, key=int)]["sequences"] if pf else None
+
+
+def smc_drift(reps: list[dict]) -> tuple[float, str]:
+    """How far a model's particle-filter estimate (the mean over seeds of the per-sequence average, nats per
+    sequence) moved from the second-largest K to the largest, and those K in words; (0, "exact") for a
+    model without latents, (nan, ...) with fewer than two K."""
+    if all(r.get("log_likelihood_method") == "exact" for r in reps):
+        return 0.0, "exact"
+    ks = sorted(int(k) for k in reps[0].get("smc_particles", {}))
+    if len(ks) < 2:
+        return float("nan"), f"K = {ks[-1]} only" if ks else "no K"
+    at = {k: np.mean([np.mean(r["smc_particles"][str(k)]["sequences"]) for r in reps]) for k in ks[-2:]}
+    return float(at[ks[-1]] - at[ks[-2]]), f"K = {ks[-2]} to {ks[-1]}"
+
+
+def compare(exp, results: dict, data: str, a: str, b: str, estimator: str = "is") -> dict | None:
+    """The ``likelihood`` rule for ``a`` above ``b`` on ``data`` under ``estimator`` (:func:`estimates`): seed
+    means, the gap, its clustered standard error, the seed pairs with ``a`` ahead and the verdict (None when a
+    checkpoint or an estimate is missing)."""
     ra, rb = by_seed(exp, results, data, a), by_seed(exp, results, data, b)
-    if not ra or not rb:
+    va, vb = ([estimates(r, estimator) for r in reps] for reps in (ra, rb))
+    if not ra or not rb or any(v is None for v in va + vb):
         return None
-    seq = {k: np.mean([r["sequences"]["log_likelihood"] for r in reps], axis=0) for k, reps in (("a", ra), ("b", rb))}
-    ma, mb = ([float(np.mean(r["sequences"]["log_likelihood"])) for r in reps] for reps in (ra, rb))
+    seq = {k: np.mean(v, axis=0) for k, v in (("a", va), ("b", vb))}
+    ma, mb = ([float(np.mean(x)) for x in v] for v in (va, vb))
     groups, unit = clusters(results, data, len(seq["a"]))
     gap, se = float(np.mean(ma) - np.mean(mb)), clustered_se(seq["a"] - seq["b"], groups)
     above = sum(x > y for x in ma for y in mb)
     seeds = f"{len(ma)} vs {len(mb)} seed{'s' if len(mb) > 1 else ''}"
     return {"a": ma, "b": mb, "gap": gap, "se": se, "above": above, "pairs": len(ma) * len(mb), "unit": unit,
-            "verdict": _verdict(gap, se, above, len(ma) * len(mb), seeds), "reps": (ra, rb)}
+            "verdict": _verdict(gap, se, above, len(ma) * len(mb), seeds), "reps": (ra, rb), "seeds": seeds}
+
+
+def unsettled(exp, r: dict, c: dict) -> str | None:
+    """The verdict of an ``estimator = "smc"`` claim whose particle filter has not settled (None when it has):
+    "not rankable" when either model's estimate moved more from the second-largest K to the largest than
+    the gap between the two models."""
+    for side, reps in zip("ab", r["reps"]):
+        d, ks = smc_drift(reps)
+        if not math.isfinite(d):
+            return f"not rankable: {_label(exp, c[side])} has particle-filter estimates at {ks} ({r['seeds']})"
+        if abs(d) > abs(r["gap"]):
+            return (f"not rankable: {_label(exp, c[side])}'s estimate moved {d:+.1f} nats per sequence ({ks}), "
+                    f"more than the gap {abs(r['gap']):.1f} ({r['seeds']})")
+    return None
 
 
 def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
-    r = compare(exp, results, c["data"], c["a"], c["b"])
+    estimator = c.get("estimator", "is")
+    r = compare(exp, results, c["data"], c["a"], c["b"], estimator)
     if r is None:
-        return "not measured (a checkpoint is missing)", "—"
-    text = (f"{_label(exp, c['a'])} {_seeds(r['a'])}, {_label(exp, c['b'])} {_seeds(r['b'])} nats per sequence "
+        return ("not measured (a checkpoint, or its particle-filter estimates: [eval] smc_particles, is missing)"
+                if estimator == "smc" else "not measured (a checkpoint is missing)"), "—"
+    how = f"particle filter, K = {largest_k(r['reps'])}: " if estimator == "smc" else ""
+    text = (f"{how}{_label(exp, c['a'])} {_seeds(r['a'])}, {_label(exp, c['b'])} {_seeds(r['b'])} nats per sequence "
             f"(mean ± sd over seeds); difference of the seed means {r['gap']:+.1f} ± {r['se']:.1f} (± one standard "
             f"error, bootstrap over {r['unit']}); {_label(exp, c['a'])} ahead in {r['above']} of {r['pairs']} seed "
             f"pairs")
+    if estimator == "smc":
+        text += "; change from the second-largest K to the largest: " + ", ".join(
+            f"{_label(exp, c[side])} {smc_drift(reps)[0]:+.1f}" for side, reps in zip("ab", r["reps"]))
     kl = unused_latents(r["reps"][0], float(c.get("kl_threshold", KL_UNUSED)))
     if kl is not None:
         return text, (f"latents unused: {_label(exp, c['a'])}'s test KL is {kl:.3f} nats per step (< "
                       f"{float(c.get('kl_threshold', KL_UNUSED)):g}); its lead is the architecture's")
-    return text, r["verdict"]
+    return text, (estimator == "smc" and unsettled(exp, r, c)) or r["verdict"]
+
+
+def largest_k(reps) -> str:
+    """The largest K of the particle-filter estimates in the reports ``reps`` (pairs of lists), in words."""
+    ks = [int(k) for rs in reps for rep in rs for k in rep.get("smc_particles", {})]
+    return str(max(ks)) if ks else "—"
 
 
 def _per_seed(exp, results: dict, c: dict, measure) -> dict | None:
@@ -200,22 +257,28 @@ def samples(exp, results: dict, c: dict) -> tuple[str, str]:
     return text, _verdict(*_lower_is_better(v))
 
 
+SIGNAL_NAMES = {"delta": "δ_t", "kl": "the step's KL", "hidden": "‖h_t − h_{t−1}‖", "flux": "spectral flux",
+                "energy": "the absolute change of log energy"}  # no "|": the text goes into a markdown table
+
+
 def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
     from ..analysis import latent_alignment
 
     reps = by_seed(exp, results, c["data"], c["run"])
     if not reps:
         return "not measured (the checkpoint is missing)", "—"
-    signal, transition = c.get("signal", "delta"), c.get("transition", "flux")
-    rs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=transition,
+    signal, transition, control = c.get("signal", "delta"), c.get("transition", "flux"), c.get("control", "")
+    rs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=transition, control=control,
                            max_sequences=int(c.get("sequences", 200)), shuffles=int(c.get("shuffles", 1000)))
           for rep in reps]
-    names = {"delta": "δ_t", "kl": "the step's KL", "flux": "spectral flux", "energy": "change of log energy"}
-    per_seed = "; ".join(f"{r['spearman']:+.3f} (shuffled {r['shuffled_mean']:+.3f} ± {r['shuffled_sd']:.3f}, "
-                         f"p = {r['p_value']:.3g})" for r in rs)
-    text = (f"{_label(exp, c['run'])}: Spearman ρ({names[signal]}, {names[transition]}) over {rs[0]['steps']} "
-            f"steps of {rs[0]['sequences']} test sequences, time shuffled within each sequence as the reference; "
-            f"per seed: {per_seed}")
+    raw = lambda r: f"raw {r['raw_spearman']:+.3f}, " if control else ""  # noqa: E731
+    per_seed = "; ".join(f"{r['spearman']:+.3f} ({raw(r)}shuffled {r['shuffled_mean']:+.3f} ± "
+                         f"{r['shuffled_sd']:.3f}, p = {r['p_value']:.3g})" for r in rs)
+    what = (f"partial Spearman ρ({SIGNAL_NAMES[signal]}, {SIGNAL_NAMES[transition]}) given the frame's loudness: "
+            "ranks, the loudness rank (log energy of the frame) regressed out of both" if control else
+            f"Spearman ρ({SIGNAL_NAMES[signal]}, {SIGNAL_NAMES[transition]})")
+    text = (f"{_label(exp, c['run'])}: {what}, over {rs[0]['steps']} steps of {rs[0]['sequences']} test sequences, "
+            f"time shuffled within each sequence as the reference; per seed: {per_seed}")
     seeds = f"{len(rs)} seed{'s' if len(rs) > 1 else ''}"
     kl = unused_latents(reps, float(c.get("kl_threshold", KL_UNUSED)))
     if kl is not None:
@@ -293,6 +356,18 @@ MEASURES = {"likelihood": likelihood, "samples": samples, "alignment": alignment
             "style": style}
 
 
+def check_claim(exp, c: dict, i: int) -> None:
+    """One VrnnError naming the file and the claim for a ``kind`` or an ``estimator`` that does not exist."""
+    from ...errors import VrnnError
+
+    if c.get("kind") not in MEASURES:
+        raise VrnnError(f"{exp.path}: report_options.claims[{i}].kind = {c.get('kind')!r}; choose one of "
+                        f"{', '.join(KINDS)}")
+    if c.get("estimator", "is") not in ESTIMATORS:
+        raise VrnnError(f"{exp.path}: report_options.claims[{i}].estimator = {c['estimator']!r}; choose one of "
+                        f"{', '.join(ESTIMATORS)} (smc: the particle filter at the largest [eval] smc_particles)")
+
+
 def claims_table(exp, results: dict) -> list[str]:
     """The markdown claims table of ``report_options.claims`` (empty if none)."""
     entries = exp.report_options.get("claims", [])
@@ -300,11 +375,7 @@ def claims_table(exp, results: dict) -> list[str]:
         return []
     lines = ["## The claims, measured", "", "| # | claim | the paper | ours | reproduces? |", "| --- | --- | --- | --- | --- |"]
     for i, c in enumerate(entries, 1):
-        if c.get("kind") not in MEASURES:
-            from ...errors import VrnnError
-
-            raise VrnnError(f"{exp.path}: report_options.claims[{i - 1}].kind = {c.get('kind')!r}; choose one of "
-                            f"{', '.join(KINDS)}")
+        check_claim(exp, c, i - 1)
         if c["data"] not in results["evaluations"]:
             text, verdict = f"not measured (nothing evaluated on {c['data']})", "—"
         else:

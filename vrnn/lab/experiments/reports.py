@@ -240,35 +240,100 @@ def speech(exp, results: dict) -> Path:
         cells = [_speech_cell(seed_mean(exp, results, c, run)) for c in corpora]
         pub = [_published_cell(published.get(run.name, {}).get(col.lower()), exact) for col in columns]
         lines.append(f"| {run.label} | " + " | ".join(cells + pub) + " |")
-    lines += ["", opts.get("published_note", ""), "", "## The paper's question, answered on our data", "",
-              "The rule of the claims table: the difference of the seed means of the test log-likelihood (nats per "
-              "sequence), its standard error from a bootstrap clustered by source file, and the seed pairs; "
-              "resolved only when the gap is beyond two standard errors and every seed pair agrees.", ""]
+    lines += ["", opts.get("published_note", ""), "", *speech_questions(exp, results, corpora),
+              *particle_filter_table(exp, results, corpora), *speech_data(exp, results, corpora),
+              opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
+    return write(exp, lines + speech_figures(exp, results) + curve_links(exp, results))
+
+
+def speech_questions(exp, results: dict, corpora: list[str]) -> list[str]:
+    """``report_options.comparisons``: each question answered on each corpus by the claims table's rule."""
+    lines = ["## The paper's question, answered on our data", "",
+             "The rule of the claims table: the difference of the seed means of the test log-likelihood (nats per "
+             "sequence), its standard error from a bootstrap clustered by source file, and the seed pairs; "
+             "resolved only when the gap is beyond two standard errors and every seed pair agrees.", ""]
     for c in corpora:
         lines += [f"**{exp.data[c].about}**", ""]
-        for a, b, question in opts.get("comparisons", []):
+        for a, b, question in exp.report_options.get("comparisons", []):
             r = compare(exp, results, c, a, b)
             if r is not None:
                 la, lb = exp.runs[a].label, exp.runs[b].label
                 lines.append(f"- {question} {la} − {lb} = {r['gap']:+.1f} ± {r['se']:.1f} nats per sequence, "
                              f"{la} ahead in {r['above']} of {r['pairs']} seed pairs: {r['verdict']}.")
         lines.append("")
-    lines += ["## Data and training", "",
-              "| corpus | rate | frames × samples | sequence | train / valid / test sequences | split |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    return lines
+
+
+def _over_seeds(values: list[float]) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+def particle_filter_table(exp, results: dict, corpora: list[str]) -> list[str]:
+    """Each latent model's test log-likelihood by the particle filter at every K of ``[eval] smc_particles``,
+    beside the importance-sampled one, and the rule that says when two latent models are rankable by it."""
+    ks = list(exp.eval.smc_particles)
+    if not ks:
+        return []
+    lines = ["## Particle-filter estimates at several K", "",
+             f"Test log-likelihood of each latent-variable model in **nats per sequence** (mean over seeds of the "
+             f"per-sequence average, ± sd over seeds): importance sampling with K = {exp.eval.iw_samples} posterior "
+             "samples, and a particle filter with K particles (the model's posterior as proposal, systematic "
+             "resampling when the effective sample size falls below K/2). Both estimate log p(x) from below in "
+             "expectation and rise towards it with K. **Rule:** a claim that ranks two latent models by the particle "
+             f"filter (`estimator = \"smc\"`) compares them at the largest K ({ks[-1]}) and says *not rankable* when "
+             "the estimate has not settled: when either model's estimate changed from the second-largest K to the "
+             "largest by more than the gap between the two models.", ""]
+    for c in corpora:
+        found = []
+        for run in exp.runs.values():
+            reps = by_seed(exp, results, c, run.name)
+            if not reps or not all("smc_particles" in r for r in reps):
+                continue
+            cells = [_over_seeds([np.mean(r["sequences"]["log_likelihood"]) for r in reps])]
+            cells += [_over_seeds([np.mean(r["smc_particles"][str(k)]["sequences"]) for r in reps]) for k in ks]
+            found.append(f"| {run.label} | {len(reps)} | " + " | ".join(cells) + " |")
+        if found:
+            lines += [f"**{exp.data[c].about}**", "",
+                      f"| model | seeds | IS, K = {exp.eval.iw_samples} | " + " | ".join(f"PF, K = {k}" for k in ks)
+                      + " |", "| --- | ---: |" + " ---: |" * (len(ks) + 1), *found, ""]
+    return lines
+
+
+def speakers(m: dict) -> str:
+    """The speakers of each split of a data summary, in words ("" when the data do not record them)."""
+    spk = m.get("speakers")
+    if not spk:
+        return ""
+    return "; speakers: " + ", ".join(f"{s} {' '.join(spk[s]) or '—'}" for s in ("train", "valid", "test")
+                                      if s in spk)
+
+
+def speech_data(exp, results: dict, corpora: list[str]) -> list[str]:
+    """The data sets (rate, framing, split sizes, the split and its speakers) and every run's training record."""
+    lines = ["## Data and training", "",
+             "| corpus | rate | frames × samples | sequence | train / valid / test sequences | split |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for c in corpora:
         m = results["data"][c]
         counts = " / ".join(str(m["sequences"][s]) for s in ("train", "valid", "test"))
         lines.append(f"| {c} | {m['rate']} Hz | {m['sequence_frames']} × {m['frame_size']} | "
-                     f"{m['sequence_seconds']:g} s | {counts} | {m['split']} |")
-    lines += ["", "| corpus | model | steps | train minutes | stopped | checkpoint MB |", "| --- | --- | --- | --- | --- | --- |"]
+                     f"{m['sequence_seconds']:g} s | {counts} | {m['split']}{speakers(m)} |")
+    lines += ["", "| corpus | model | parameters | steps | train minutes | stopped | checkpoint MB |",
+              "| --- | --- | ---: | --- | --- | --- | --- |"]
     for c in corpora:
         for run, key, label, r, info in rows(exp, results, c):
-            size = checkpoint_mb(exp, r)
-            lines.append(f"| {c} | {label} | {r['step']} | {info.get('train_seconds', float('nan')) / 60:.1f} | "
-                         f"{info.get('stopped', '?')} | {size:.1f} |")
-    lines += ["", opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
-    return write(exp, lines + speech_figures(exp, results) + curve_links(exp, results))
+            lines.append(f"| {c} | {label} | {parameters(exp, r):,} | {r['step']} | "
+                         f"{info.get('train_seconds', float('nan')) / 60:.1f} | {info.get('stopped', '?')} | "
+                         f"{checkpoint_mb(exp, r):.1f} |")
+    return lines + [""]
+
+
+def parameters(exp, report: dict) -> int:
+    """The number of parameters of an evaluated checkpoint's model."""
+    from ...checkpoint import load_model
+
+    return sum(p.numel() for p in load_model(exp.root / report["checkpoint"])[0].parameters())
 
 
 def speech_figures(exp, results: dict) -> list[str]:
@@ -277,6 +342,7 @@ def speech_figures(exp, results: dict) -> list[str]:
     set was prepared from, or absolute) and ``fig3 = { data, runs, seconds }``. Seeded, so the same
     checkpoints draw the same figures."""
     from ..analysis import analyze_checkpoint, waveforms_figure
+    from ...outputs.audio import KL_CLIP
 
     opts, lines = exp.report_options, []
 
@@ -290,13 +356,19 @@ def speech_figures(exp, results: dict) -> list[str]:
         analyze_checkpoint(ckpt, recording, out=out, seconds=f.get("seconds"), overwrite=True)
         lines += [f"**Fig. 2** ({exp.runs[f['run']].label}, {ckpt.name}, on the first {f.get('seconds', 'all'):g} s "
                   f"of the test recording `{f['input']}`): the change of the posterior mean δ_t, the KL of "
-                  "each latent dimension per step, and the waveform.", "", f"![Fig. 2]({out.name})", ""]
+                  f"each latent dimension per step (colour clipped at the {KL_CLIP}th percentile of the values drawn, "
+                  "so a few large steps do not leave the rest black; the colour bar gives the clip), and the "
+                  "waveform.",
+                  "", f"![Fig. 2]({out.name})", ""]
     if (f := opts.get("fig3")) and all(ckpts := [first(f["data"], r) for r in f["runs"]]):
         out = exp.folder / f"fig3-{f['data']}-waveforms.png"
-        seconds = float(f.get("seconds", 2.0))
-        waveforms_figure(ckpts, out, seconds=seconds, overwrite=True)
+        seconds, zoom = float(f.get("seconds", 2.0)), float(f.get("zoom", 0.05))
+        waveforms_figure(ckpts, out, seconds=seconds, zoom=zoom, overwrite=True)
         lines += [f"**Fig. 3** ({', '.join(c.name for c in ckpts)}): training audio and one unconditional sample "
-                  f"of each model, {seconds:g} s whole (left) and zoomed (right).", "", f"![Fig. 3]({out.name})", ""]
+                  f"of each model, {seconds:g} s whole (left) and zoomed (right) on the loudest {zoom * 1000:g} ms of "
+                  "each row (voiced speech in the recording; shaded on the left), every row on one amplitude scale.",
+                  "",
+                  f"![Fig. 3]({out.name})", ""]
     return lines
 
 

@@ -14,9 +14,12 @@ curve, evaluate every committed checkpoint with :func:`vrnn.api.evaluate_checkpo
    A run with a ``search`` (:mod:`.search`) first trains every candidate of its grid the same way, to
    ``benchmarks/NAME/checkpoints/search/<run>/c<i>.pt``, scores them on the validation split, and its seeds
    then train with the chosen settings.
-2. **evaluate**: every committed checkpoint, with the experiment's ``[eval]`` settings; the reports go
-   to ``benchmarks/NAME/results.json`` (with the date, the hardware and the evaluation times), with each
-   search's table (its candidates scored on the validation split only, also in ``search.json``).
+2. **evaluate**: every committed checkpoint, with the experiment's ``[eval]`` settings (latent models also
+   with the particle filter at each K of ``smc_particles``); the reports go to ``benchmarks/NAME/results.json``
+   (with the date, the hardware and the evaluation times), with each search's table (its candidates scored on
+   the validation split only, also in ``search.json``). A committed checkpoint trained on other data than the
+   experiment names now (another file or prepared name, a changed file, a prepared set rebuilt otherwise) is
+   refused, in training and in evaluation, with the ``--retrain`` command that replaces it.
 3. **render**: ``RESULTS.md`` (and the figures the report draws) from ``results.json`` only, so the
    same checkpoints always give the same file.
 """
@@ -34,13 +37,13 @@ from ...checkpoint import export_checkpoint, load_checkpoint
 from ...training.config import load_config
 from ...data import DataConfig, SequenceData, load_dataset
 from ...data.recipes import prepare
-from ...data.resolve import portable_meta
+from ...data.resolve import data_reference, portable_meta
 from ...errors import VrnnError
 from ...hardware import describe_hardware
 from ...training.trainer import fit
 from .reports import render
 from .search import candidate_run, check_chosen, committed, score_search
-from .spec import Experiment, RunSpec
+from .spec import EvalSpec, Experiment, RunSpec
 
 MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
 CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "valid_score_per_step", "train_elbo_per_step",
@@ -179,23 +182,73 @@ def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, di
 
 
 def data_summary(data: SequenceData) -> dict:
-    """What a report says about a data set: its metadata (plain values) and the split sizes."""
+    """What a report says about a data set: its metadata (plain values), the split sizes, and the speakers of
+    each split where the data record them."""
     meta = {k: v for k, v in data.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    speakers = data.meta.get("speakers")
     return meta | {"sequences": {s: len(v) for s, v in data.splits.items()},
-                   "steps": {s: int(sum(len(a) for a in v)) for s, v in data.splits.items()}}
+                   "steps": {s: int(sum(len(a) for a in v)) for s, v in data.splits.items()}} | (
+        {"speakers": {s: list(v) for s, v in speakers.items()}} if isinstance(speakers, dict) else {})
 
 
 def portable_results(exp: Experiment, results: dict, data_dir: Path) -> dict:
     """``results`` as ``results.json`` holds them: each data set's source as the experiment file names it, other
     paths inside ``data_dir`` as ``{data_dir}/...``, and no other path of this machine."""
     data = {name: portable_meta(m, {"source": exp.data[name].source}, data_dir)
-            | {k: m[k] for k in ("sequences", "steps")} for name, m in results["data"].items()}
+            | {k: m[k] for k in ("sequences", "steps", "speakers") if k in m} for name, m in results["data"].items()}
     return results | {"data": data}
 
 
-def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None) -> dict:
-    """Evaluate every committed checkpoint of the experiment on ``[eval] split``, and every search's candidates
-    on the validation split (:func:`search_tables`); the content of ``results.json``."""
+# what a prepared data set's metadata says of its content (compared where both the checkpoint and the data have it)
+IDENTITY = ("kind", "rate", "frame_size", "sequence_frames", "split", "voice")
+
+
+def other_data(path: Path, data: SequenceData, data_dir: Path | None) -> str | None:
+    """Why checkpoint ``path`` was trained on other data than ``data`` (None when it was not):
+    another file or prepared name than the reference this data would get (:func:`vrnn.data.resolve.data_reference`),
+    a file whose sha256 changed, or a prepared set of the same name built otherwise (its split, framing, ...)."""
+    ckpt = load_checkpoint(path)
+    theirs, ours = ckpt.get("data_ref") or {}, data_reference(data, path.parent, data_dir)
+    if (theirs.get("kind"), theirs.get("source")) != (ours["kind"], ours["source"]):
+        return f"trained on {theirs.get('source', ckpt['config']['data']['source'])!r}, but it names {ours['source']!r}"
+    if "sha256" in theirs and "sha256" in ours and theirs["sha256"] != ours["sha256"]:
+        return (f"trained on {ours['source']} with sha256 {theirs['sha256'][:12]}…, but the file now has "
+                f"{ours['sha256'][:12]}…")
+    now, then = data.meta, ckpt.get("data_meta", {})
+    changed = [k for k in IDENTITY if k in now and k in then and now[k] != then[k]]
+    if changed:
+        return f"trained on {ours['source']} with {changed[0]} {then[changed[0]]!r}, but it now has {now[changed[0]]!r}"
+    return None
+
+
+def check_trained_on(exp: Experiment, run: RunSpec, name: str, seed: int, data: SequenceData,
+                     data_dir: Path | None) -> None:
+    """Refuse a committed checkpoint trained on other data than the experiment names now (:func:`other_data`)."""
+    path = exp.checkpoint(run, name, seed)
+    why = other_data(path, data, data_dir)
+    if why is not None:
+        raise VrnnError(f"{path.relative_to(exp.root)}: stale: {why} ([data.{name}] of {exp.path.name}); train it "
+                        f"again: vrnn experiment {exp.path.relative_to(exp.root)} --retrain --runs {run.name} "
+                        f"--data {name} --seeds {seed}")
+
+
+def particle_filter_scores(path: Path, data: SequenceData, ev: EvalSpec) -> dict:
+    """The particle filter's test log-likelihood of a latent model at every K of ``[eval] smc_particles``:
+    ``{"K": {"log_likelihood": its normalisations, "sequences": per-sequence estimates (nats)}}``."""
+    out = {}
+    for k in ev.smc_particles:
+        r = evaluate_checkpoint(path, split=ev.split, iw_samples=k, batch_size=ev.batch_size, data=data,
+                                per_sequence=True, estimator="smc")
+        out[str(k)] = {"log_likelihood": r["log_likelihood_smc"], "sequences": r["sequences"]["log_likelihood_smc"]}
+    return out
+
+
+def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None,
+                 data_dir: Path | None = None) -> dict:
+    """Evaluate every committed checkpoint of the experiment on ``[eval] split`` (latent models also with the
+    particle filter at each K of ``[eval] smc_particles``), and every search's candidates on the validation split
+    (:func:`search_tables`); the content of ``results.json``. A checkpoint trained on other data than the
+    experiment names now is an error (:func:`check_trained_on`)."""
     ev = exp.eval
     results = {"experiment": str(exp.path.relative_to(exp.root)), "date": datetime.date.today().isoformat(),
                "hardware": describe_hardware(), "eval": dataclasses.asdict(ev), "data": {}, "runs": {},
@@ -207,13 +260,15 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
         data = load_dataset(DataConfig(source=sources[name]))
         results["data"][name] = data_summary(data)
         for run, seed in cells:
-            path = exp.checkpoint(run, name, seed)
-            t0 = time.perf_counter()
+            check_trained_on(exp, run, name, seed, data, data_dir)
+        for run, seed in cells:
+            path, key, t0 = exp.checkpoint(run, name, seed), run.key(seed), time.perf_counter()
             report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size,
                                          data=data, per_sequence=True, estimator=ev.estimator)
+            if ev.smc_particles and report["log_likelihood_method"] != "exact":
+                report["smc_particles"] = particle_filter_scores(path, data, ev)
             report["checkpoint"] = str(path.relative_to(exp.root))
             info = path.with_suffix(".json")
-            key = run.key(seed)
             results["evaluations"].setdefault(name, {})[key] = report
             results["runs"].setdefault(name, {})[key] = json.loads(info.read_text()) if info.is_file() else {}
             results["eval_seconds"].setdefault(name, {})[key] = round(time.perf_counter() - t0, 1)
@@ -258,7 +313,7 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     if train_only:
         print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
         return None
-    results = evaluate_all(exp, sources, scored)
+    results = evaluate_all(exp, sources, scored, data_dir)
     (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
     out = render(exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")
@@ -283,12 +338,17 @@ def _check_choices(exp: Experiment, runs, datasets, eval_only: bool, train_only:
 def _train_cells(exp: Experiment, sources: dict[str, str], work: Path, data_dir: Path, scored: dict[str, dict], *,
                  runs, seeds, datasets, retrain: bool, overrides: list[str], **how) -> None:
     """Train and export every selected (run, data set, seed) not committed yet; a run with a search trains
-    with the settings its search chose (``scored``), and waits while the search is unfinished."""
-    for run, d, seed in exp.cells():
-        if (runs and run.name not in runs) or (seeds is not None and seed not in seeds) or (
-                datasets and d not in datasets):
-            continue
-        if exp.checkpoint(run, d, seed).is_file() and not retrain:
+    with the settings its search chose (``scored``), and waits while the search is unfinished. A selected
+    committed checkpoint trained on other data than the experiment names now stops it before any training."""
+    cells = [(run, d, seed) for run, d, seed in exp.cells() if not ((runs and run.name not in runs) or (
+        seeds is not None and seed not in seeds) or (datasets and d not in datasets))]
+    kept = [(run, d, seed) for run, d, seed in cells if exp.checkpoint(run, d, seed).is_file() and not retrain]
+    for d in dict.fromkeys(d for _, d, _ in kept):
+        data = load_dataset(DataConfig(source=sources[d]))
+        for run, _, seed in (c for c in kept if c[1] == d):
+            check_trained_on(exp, run, d, seed, data, data_dir)
+    for run, d, seed in cells:
+        if (run, d, seed) in kept:
             print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
                   f"again", flush=True)
             continue

@@ -9,6 +9,8 @@
     split = "test"
     iw_samples = 40
     batch_size = 3                            # sequences per batch, each tiled iw_samples times
+    smc_particles = [40, 250, 1000]           # optional: latent models also get the particle filter's
+                                              # per-sequence log p(x) at each K (results.json: smc_particles)
 
     [data.jsb-pickle]                         # a data set: a file (under --data-dir) or a prepared name
     source = "{data_dir}/polyphonic/jsb_chorales.pickle"
@@ -50,6 +52,8 @@ from ...settings import POSITIVE, Check, Checked, at_least, build_dataclass, mat
 NONEMPTY = matches(r".*\S.*", "a non-empty string")
 SEARCH_METRICS = ("log_likelihood", "elbo")  # keys of an evaluation report, per step total/total
 SETTING = r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+"  # a --set key: section.key
+INCREASING = Check(lambda v: all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v)
+                   and list(v) == sorted(set(v)), "a list of increasing particle counts, e.g. [40, 250, 1000]")
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,12 @@ class EvalSpec(Checked):
     iw_samples: int = 40
     batch_size: int = 64
     estimator: str = "is"  # is | smc: smc also reports the particle filter's log p(x) with K = iw_samples
+    smc_particles: tuple = ()  # latent models also get the particle filter's per-sequence log p(x) at each K
 
     SECTION: ClassVar[str] = "eval"
     CHECKS: ClassVar[dict[str, Check]] = {"split": one_of(("train", "valid", "test")), "iw_samples": POSITIVE,
-                                          "batch_size": POSITIVE, "estimator": one_of(("is", "smc"))}
+                                          "batch_size": POSITIVE, "estimator": one_of(("is", "smc")),
+                                          "smc_particles": INCREASING}
 
 
 @dataclass(frozen=True)
