@@ -10,17 +10,12 @@ from .data import DataConfig, SequenceData, load_dataset, validate_sequences
 from .data.resolve import locate
 from .device import resolve_device
 from .emissions import check_emission_data
-from .errors import VrnnError
+from .errors import VrnnError, check_count
 from .inference.evaluate import EVAL_SEED, evaluate, split_keys
 from .outputs import write_samples
 from .inference.sampling import sample
 
 WHOLE = "all"  # the report's split when every sequence of the data is scored
-
-
-def _check_steps(v: int, name: str) -> None:
-    if v < 1:
-        raise VrnnError(f"{name} must be >= 1, got {v}")
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -42,8 +37,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
     numbers, as in its own split's evaluation. ``per_sequence`` adds every sequence's numbers (see
     :func:`vrnn.inference.evaluate.evaluate`). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
     """
-    _check_steps(iw_samples, "--iw-samples")
-    _check_steps(batch_size, "--batch-size")
+    check_count(iw_samples, "--iw-samples")
+    check_count(batch_size, "--batch-size")
     device = _device(device)
     model, norm, ckpt = load_model(path)
     if data is None:  # the checkpoint's own data (or one line saying which --data to pass), or --data
@@ -76,8 +71,8 @@ def sample_checkpoint(path: str | Path, steps: int, out: str | Path, n: int = 1,
     ``bias``/``temperature``: biased sampling of pen-stroke models (Graves 2013, §5.4);
     ``device`` as in :func:`evaluate_checkpoint`.
     """
-    _check_steps(steps, "--steps")
-    _check_steps(n, "--num")
+    check_count(steps, "--steps")
+    check_count(n, "--num")
     device = _device(device)
     model, norm, ckpt = load_model(path)
     x = sample(model.to(device), steps, n, norm, seed, bias=bias, temperature=temperature)

@@ -66,6 +66,9 @@ def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = No
     return dest.stat().st_size
 
 
+WRITTEN_BY_TRAIN = "give a .pt file written by `vrnn train` (best.pt or last.pt in its --out folder)"
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = check_readable(path, "checkpoint", "a checkpoint (.pt)",
                           "give the path of a .pt file written by `vrnn train`", run_file="best.pt")
@@ -74,14 +77,36 @@ def load_checkpoint(path: str | Path) -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt file can fail inside torch.load in many ways; all mean "unreadable"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VrnnError(f"{path}: not a readable vrnn checkpoint ({first}); retrain or use another file") from None
+        raise VrnnError(_not_a_checkpoint(path, e)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise VrnnError(f"{path}: not a vrnn checkpoint (no '{FORMAT}' header); pass a file written by `vrnn train`")
+        raise VrnnError(f"{path} is not a vrnn checkpoint (no '{FORMAT}' header); {WRITTEN_BY_TRAIN}")
     if ckpt.get("version", 0) > VERSION:
         raise VrnnError(f"{path}: checkpoint version {ckpt['version']} is newer than this vrnn; upgrade vrnn")
     ckpt["path"] = str(path)
     return ckpt
+
+
+def _not_a_checkpoint(path: Path, err: Exception) -> str:
+    """The one line for a file ``torch.load`` cannot read as a checkpoint: what the file is instead (a run's
+    training log, a text file, a damaged archive, a pickle of other objects) and what to give."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if path.suffix == ".jsonl" or head.startswith(b'{"step"'):  # log.jsonl, which `vrnn train` writes beside best.pt
+        ckpt = next((path.parent / n for n in ("best.pt", "last.pt") if (path.parent / n).is_file()), None)
+        use = f"use {ckpt}" if ckpt else f"use the best.pt `vrnn train` writes beside it ({path.parent / 'best.pt'})"
+        return f"{path} is a training log, not a checkpoint; {use}"
+    if head.startswith(b"PK\x03\x04"):
+        what = "a damaged or truncated torch file: " + (str(err).strip().split(". ")[0] or type(err).__name__)
+    elif head[:1] == b"\x80":
+        what = ("a pickle of Python objects, not a checkpoint's tensors and plain data" if "Weights only" in str(err)
+                else "a damaged pickle")
+    else:
+        try:
+            head.decode("utf-8")
+            what = "a text file"
+        except UnicodeDecodeError:  # cut mid-character at byte 512 reads as binary too; both are not checkpoints
+            what = "neither a torch file nor a pickle"
+    return f"{path} is not a vrnn checkpoint ({what}); {WRITTEN_BY_TRAIN}"
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[SequenceModel, Normalizer]:

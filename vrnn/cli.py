@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import TrainingDiverged, VrnnError
+from .errors import TrainingDiverged, TrainingInterrupted, VrnnError
 
 
 RECIPE_OPTIONS = ("source", "rate", "seconds", "frame_size", "speaker_split", "speaker_regex", "voice", "steps_per_beat")
@@ -257,12 +257,14 @@ def _add_sample(sub) -> None:
 
 
 def _add_analyze(sub) -> None:
-    s = sub.add_parser("analyze", help="latent dynamics of a recording: δ_t, per-dimension KL, waveform",
+    s = sub.add_parser("analyze", help="latent dynamics of a sequence: δ_t, per-dimension KL, the input",
                        description="A figure like Chung et al. (2015) Fig. 2: the change of the posterior mean "
                                    "δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)², the per-step KL of every latent dimension "
-                                   "and the waveform under them.", **SHOW_DEFAULTS)
+                                   "and the input under them (a recording's waveform; a piano roll by MIDI pitch; "
+                                   "other frames as an image).", **SHOW_DEFAULTS)
     s.add_argument("checkpoint")
-    s.add_argument("--input", required=True, help="a recording (.wav/.flac/.ogg) or frames (.npy, (T, D))")
+    s.add_argument("--input", required=True, help="a recording (.wav/.flac/.ogg) or one sequence of frames (.npy: "
+                                                   "(T, D), or (1, T, D) as `vrnn sample` writes it)")
     s.add_argument("--out", required=True, help="output .png")
     s.add_argument("--seconds", type=float, help="analyse only the first S seconds")
     s.add_argument("--seed", type=int, default=0, help="seed of the posterior sample")
@@ -391,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     except VrnnError as e:
         print(f"vrnn: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vrnn: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a training run says where it stopped and how to resume (TrainingInterrupted)
+        print(f"vrnn: {e}" if isinstance(e, TrainingInterrupted) else "vrnn: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `vrnn eval ... | head -1`: the reader left; stop quietly, as a process killed by SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 
 
 class VrnnError(Exception):
@@ -16,6 +17,15 @@ class VrnnError(Exception):
 
 class TrainingDiverged(VrnnError):
     """The loss became non-finite; the message says which checkpoint, if any, keeps the last good state."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training run, its steps saved in ``last.pt``; the message says where it stopped and the
+    command that continues it (a ``KeyboardInterrupt``, so code that catches those catches this too)."""
+
+    def __init__(self, step: int, out: str | os.PathLike):
+        self.step, self.out = step, os.fspath(out)
+        super().__init__(f"interrupted at step {step}; resume with: vrnn train --out {shlex.quote(self.out)} --resume")
 
 
 # errno -> what went wrong with a path the user chose; only these are the user's to fix (others are bugs)
@@ -33,6 +43,39 @@ UNWRITABLE = {
 }
 
 
+def check_count(value: int, option: str) -> None:
+    """A count the user gives (``--steps``, ``--num``, ``--particles``, ...) is at least 1."""
+    if value < 1:
+        raise VrnnError(f"{option} must be >= 1, got {value}")
+
+
+def numpy_scalar(value) -> bool:
+    """Whether ``value`` is a numpy scalar (``np.float32(0.5)``, ``np.int64(3)``), without importing numpy."""
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item")
+
+
+def shown(value) -> str:
+    """``value`` as a message shows it: ``repr`` for Python values, a numpy scalar as the plain number (or
+    string) it holds, in its own precision (numpy 2's ``repr`` is ``np.float32(6.8370028)``, an f-string's
+    ``6.837002754211426``; this is ``6.8370028``)."""
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(shown(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if numpy_scalar(value):
+        plain = value.item()
+        return repr(plain) if isinstance(plain, (str, bytes)) else str(value)
+    return repr(value)
+
+
+def with_article(noun: str) -> str:
+    """``an int``, ``a float``: the noun with its indefinite article."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+# the errnos that mean the user may not write there (as opposed to: there is no room)
+NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 class UnwritablePath(VrnnError):
     """A file or folder the user chose (``setting``: ``--out``, ``$VRNN_DATA_DIR``, ...) could not be written."""
 
@@ -42,7 +85,8 @@ class UnwritablePath(VrnnError):
             fix = f"free space on {_mount_point(self.path)} or choose another {setting}"
         else:
             fix = f"choose a writable {setting}"
-        super().__init__(f"{self.path}: cannot write ({UNWRITABLE[err.errno]}); {fix}")
+        how = "not writable" if err.errno in NOT_WRITABLE else "cannot write"
+        super().__init__(f"{self.path}: {how} ({UNWRITABLE[err.errno]}); {fix}")
 
     @staticmethod
     def converts(err: BaseException) -> bool:

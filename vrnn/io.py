@@ -45,7 +45,10 @@ def writing(path: str | Path, setting: str = "--out") -> Iterator[None]:
         ours = {os.path.abspath(p) for p in (path, tmp_name(path), *path.parents)}
         if not UnwritablePath.converts(e) or (e.filename is not None and os.path.abspath(e.filename) not in ours):
             raise
-        raise UnwritablePath(path if e.filename is None else e.filename, e, setting) from None
+        named = path if e.filename is None else e.filename
+        if os.path.abspath(named) == os.path.abspath(tmp_name(path)):  # atomic_write's temporary file: the user
+            named = path  # never chose it; name the file they did
+        raise UnwritablePath(named, e, setting) from None
 
 
 @contextmanager

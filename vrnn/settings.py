@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import VrnnError
+from .errors import VrnnError, numpy_scalar, shown, with_article
 
 
 def build_dataclass(cls, raw: Any, where: str, section: str):
@@ -110,7 +110,7 @@ class Checked:
         for name, rule in self.CHECKS.items():
             value = functools.reduce(getattr, name.split("."), self)
             if not rule.holds(value):
-                raise VrnnError(f"{where}: {self.SECTION}.{name} is {value!r}; set it to {rule.need}")
+                raise VrnnError(f"{where}: {self.SECTION}.{name} is {shown(value)}; set it to {rule.need}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Checked):
@@ -118,6 +118,8 @@ class Checked:
 
 
 def _coerce(value, default, where):
+    if numpy_scalar(value):  # a number from numpy, given in Python
+        value = value.item()
     if default is None or value is None:
         return value
     if isinstance(default, bool):
@@ -137,7 +139,7 @@ def _coerce(value, default, where):
             return tuple(value)
     else:
         return value
-    raise VrnnError(f"{where}: expected a {type(default).__name__}, got {value!r}")
+    raise VrnnError(f"{where}: expected {with_article(type(default).__name__)}, got {shown(value)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -87,10 +87,11 @@ def test_rnn_eval_reports_exact_likelihood(tmp_path, binary_npz, capsys):
 # ---- bad input -------------------------------------------------------------------------------------------------
 
 
-def _cli_error(capsys, argv, *needles):
+def _cli_error(capsys, argv, *needles) -> str:
     code = main([str(a) for a in argv])
     err = capsys.readouterr().err
     assert_user_error(code, err, *needles)
+    return err.strip()
 
 
 def test_wrong_feature_dimension(trained, tmp_path, capsys):
@@ -128,7 +129,7 @@ def test_missing_and_corrupt_files(tmp_path, capsys, trained):
     _cli_error(capsys, ["eval", tmp_path / "nope.pt"], "nope.pt", "not found")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint")
-    _cli_error(capsys, ["eval", junk], "junk.pt", "not a readable vrnn checkpoint")
+    _cli_error(capsys, ["eval", junk], "junk.pt is not a vrnn checkpoint")
     _cli_error(capsys, ["sample", junk, "--steps", "3", "--out", tmp_path / "x.npy"], "junk.pt")
     bad_data = tmp_path / "broken.npz"
     bad_data.write_bytes(b"PK\x03\x04 truncated")
@@ -145,6 +146,44 @@ def test_missing_and_corrupt_files(tmp_path, capsys, trained):
                         "--out", tmp_path / "r"], "nosuchset", "prepare")
 
 
+def test_a_training_log_given_as_a_checkpoint_names_the_checkpoint_to_use(trained, capsys):
+    log = trained.parent / "log.jsonl"
+    for command in (["eval", log], ["sample", log, "--steps", "3", "--out", trained.parent / "s.npy"]):
+        line = _cli_error(capsys, command, f"{log} is a training log, not a checkpoint", f"use {trained}")
+        assert "weights_only" not in line
+
+
+def test_a_text_file_given_as_a_checkpoint_is_one_clean_line(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello world\n")
+    line = _cli_error(capsys, ["eval", notes], f"{notes} is not a vrnn checkpoint (a text file", "vrnn train")
+    assert "(101)" not in line
+
+
+def test_numbers_in_messages_are_plain_numbers_not_numpy_reprs(real_npz, tmp_path, capsys):
+    """numpy 2's repr of a scalar is np.float32(6.8); a message shows 6.8."""
+    from vrnn.emissions import check_emission_data
+    from vrnn.errors import VrnnError
+    from vrnn.training.config import config_from_dict
+
+    with np.load(real_npz) as f:
+        first = f["train"].astype(np.float32).flat[0]  # real-valued: not 0 or 1
+    line = _cli_error(capsys, ["train", "--config", "configs/vrnn-bernoulli.toml", "--set", f"data.source={real_npz}",
+                               "--out", tmp_path / "run", "--quiet"], f"found {str(first)}; ")
+    messages = [line]
+    for name, x in (("dlogistic", np.full((2, 3), 0.3, np.float32)), ("strokes", np.full((2, 3), 0.5, np.float32))):
+        with pytest.raises(VrnnError) as e:
+            check_emission_data(name, [x], "mine.npy")
+        messages.append(str(e.value))
+    with pytest.raises(VrnnError) as e:
+        config_from_dict({"model": {"kind": "vrnn"}, "train": {"batch_size": np.int64(0)}}).check()
+    messages.append(str(e.value))
+    cfg = config_from_dict({"model": {"kind": "vrnn"}, "train": {"lr": np.float32(0.5), "max_steps": np.int64(7)}})
+    assert (cfg.train.lr, cfg.train.max_steps) == (0.5, 7)  # numpy numbers are numbers
+    assert not [m for m in messages if "np." in m or "float32" in m or "int64" in m], messages
+    assert "found 0.3;" in messages[1] and "found 0.5;" in messages[2] and "is 0;" in messages[3], messages
+
+
 def test_a_checkpoint_that_is_not_ours(tmp_path, capsys):
     import torch
 
@@ -158,6 +197,7 @@ def test_a_checkpoint_that_is_not_ours(tmp_path, capsys):
     ("model.emission.name=poisson", ("model.emission.name", "'poisson'", "bernoulli")),
     ("model.hiddn=3", ("model.hiddn", "hidden")),
     ("train.lr=fast", ("train.lr", "float")),
+    ("train.max_steps=fast", ("train.max_steps", "expected an int, got 'fast'")),
     ("model.rnn=transformer", ("model.rnn", "lstm")),
     ("model.prior=learned", ("model.prior", "independent")),
     ("optim.lr=1", ("optim",)),

@@ -223,3 +223,75 @@ def test_help_shows_the_defaults(command, shown, capsys):
     for s in shown:
         assert s in text, (s, text)
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+# ---- 5. figures and their axes ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def roll_run(tmp_path_factory):
+    """A tiny VRNN-Bernoulli trained for two steps on 88-key piano rolls (MIDI 21..108), and a sample of it
+    as `vrnn sample` writes it: (1, T, 88)."""
+    from conftest import write_boulanger_pickle
+
+    folder = tmp_path_factory.mktemp("rolls")
+    cfg = tiny_config("vrnn", "conditional", "bernoulli", x_dim=88,
+                      source=str(write_boulanger_pickle(folder / "rolls.pickle")), max_steps=2, eval_every=1)
+    fit(cfg, folder / "run", progress=False)
+    assert main(["sample", str(folder / "run" / "best.pt"), "--steps", "16", "--out", str(folder / "s.npy")]) == 0
+    return folder / "run" / "best.pt", folder / "s.npy"
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every matplotlib figure saved while the test runs, in order."""
+    from matplotlib.figure import Figure
+
+    saved, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (saved.append(fig), savefig(fig, *a, **k))[1])
+    return saved
+
+
+def test_analyze_draws_a_piano_roll_as_a_roll_of_midi_pitches_not_a_waveform(roll_run, tmp_path, figures, capsys):
+    ckpt, sample = roll_run
+    assert main(["analyze", str(ckpt), "--input", str(sample), "--out", str(tmp_path / "a.png")]) == 0
+    (fig,) = figures
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert not any("waveform" in label for label in labels), labels
+    (roll,) = [ax for ax in fig.axes if "MIDI pitch" in ax.get_ylabel()]
+    (image,) = roll.images
+    lo, hi = roll.get_ylim()
+    assert image.get_array().shape[1] == 16 and 20.5 <= lo < hi <= 108.5  # time across, keys up, in MIDI pitch
+
+
+def test_analyze_draws_real_frames_that_are_not_audio_as_features_not_a_waveform(run, tmp_path, figures, capsys):
+    ckpt, _ = run
+    np.save(tmp_path / "x.npy", random_sequences(1, 3, seed=3, lo=9, hi=10)[0])
+    assert main(["analyze", str(ckpt), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "a.png")]) == 0
+    (fig,) = figures
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert not any("waveform" in label for label in labels) and "feature" in labels, labels
+
+
+def test_analyze_takes_what_sample_writes_and_names_the_shapes_it_takes(roll_run, tmp_path, capsys):
+    """(1, T, D) as `vrnn sample` writes it and (T, D) are the same input; other shapes say what is taken."""
+    ckpt, sample = roll_run
+    x = np.load(sample)
+    assert x.shape == (1, 16, 88)
+    np.save(tmp_path / "one.npy", x[0])
+    from vrnn.lab.analysis import analyze_checkpoint
+
+    a, b = (analyze_checkpoint(ckpt, path, seed=1) for path in (sample, tmp_path / "one.npy"))
+    np.testing.assert_array_equal(a["kl"], b["kl"])
+    for name, bad in (("flat", x.reshape(-1)), ("four", x[None]), ("two", np.concatenate([x, x]))):
+        np.save(tmp_path / f"{name}.npy", bad)
+        user_error(capsys, ["analyze", ckpt, "--input", tmp_path / f"{name}.npy", "--out", tmp_path / "a.png"],
+                   f"--input {tmp_path / name}.npy", str(bad.shape), "(T, D) or (1, T, D)")
+
+
+def test_the_score_figure_labels_piano_roll_keys_with_midi_pitch(roll_run, tmp_path, figures, capsys):
+    ckpt, sample = roll_run
+    assert main(["score", str(ckpt), "--data", str(sample), "--out", str(tmp_path / "s.csv"), "--particles", "2"]) == 0
+    (fig,) = figures
+    (roll,) = [ax for ax in fig.axes if ax.images]
+    lo, hi = roll.get_ylim()
+    assert "MIDI pitch" in roll.get_ylabel() and 20.5 <= lo < hi <= 108.5, (roll.get_ylabel(), lo, hi)

@@ -80,6 +80,19 @@ def trained(tmp_path, data) -> Path:
     return tmp_path / "run"
 
 
+def train_until_checkpointed(cfg: Path, out: Path) -> subprocess.Popen:
+    """A real `vrnn train --config CFG --out OUT` process (stdout and stderr piped), once it has written last.pt."""
+    p = subprocess.Popen(vrnn_cmd("train", "--config", cfg, "--out", out, "--quiet"), cwd=REPO, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "last.pt").exists():
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            pytest.fail(f"no checkpoint: {p.communicate()}")
+        time.sleep(0.05)
+    return p
+
+
 # 1. two runs on one --out ------------------------------------------------------------------------------
 
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_path, data):
@@ -87,13 +100,8 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(tmp_pa
     holder's pid and host while the first runs; the first, interrupted, releases the lock."""
     cfg = write_config(tmp_path / "c.toml", data, max_steps=100_000, eval_every=5, patience=10**6)
     out = tmp_path / "run"
-    first = subprocess.Popen(vrnn_cmd("train", "--config", cfg, "--out", out, "--quiet"), cwd=REPO, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = train_until_checkpointed(cfg, out)  # the first run holds the folder and has checkpointed
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "last.pt").exists():  # the first run holds the folder and has checkpointed
-            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-            time.sleep(0.05)
         seconds = [subprocess.Popen(vrnn_cmd("train", "--config", cfg, "--out", out, "--quiet", *flags), cwd=REPO,
                                     env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                    for flags in ([], ["--overwrite"], ["--resume"])]
@@ -270,6 +278,30 @@ def test_only_os_errors_on_the_users_path_become_one_line(tmp_path):
     assert not isinstance(e.value, UnwritablePath) and list(tmp_path.iterdir()) == []  # the .tmp is gone
 
 
+def test_an_unwritable_folder_is_named_by_the_users_file_not_the_temporary_one(tmp_path):
+    """atomic_write writes .NAME.tmp.SUFFIX first; where the folder refuses it, the error names NAME."""
+    target = tmp_path / "s.npy"
+    with pytest.raises(UnwritablePath) as e:
+        with atomic_write(target) as tmp:
+            raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+    assert str(e.value) == f"{target}: not writable (permission denied); choose a writable --out"
+
+
+def test_a_read_only_mount_names_the_out_file_for_sample_score_and_analyze(small_fs, trained, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32))
+    r = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot remount read-only here: {r.stderr.strip()}")
+    ckpt, x = str(trained / "best.pt"), str(tmp_path / "x.npy")
+    for command, named in ((["sample", ckpt, "--steps", "3", "--out", small_fs / "s.npy"], small_fs / "s.npy"),
+                           (["score", ckpt, "--data", x, "--out", small_fs / "sc.csv"], small_fs / "sc.csv"),
+                           (["analyze", ckpt, "--input", x, "--out", small_fs / "a.png"], small_fs / "a.png")):
+        code = main([str(a) for a in command])
+        line = one_error_line(code, capsys.readouterr().err, f"{named}: not writable (read-only file system)",
+                              "choose a writable --out")
+        assert ".tmp" not in line, line
+
+
 # 3. out of memory ---------------------------------------------------------------------------------------
 
 def test_eval_out_of_memory_names_the_settings_to_lower(trained):
@@ -296,6 +328,42 @@ def test_other_runtime_errors_keep_their_traceback(tmp_path, data, monkeypatch):
     monkeypatch.setattr("vrnn.training.trainer.fit", bug)
     with pytest.raises(RuntimeError, match="shapes"):
         main(["train", "--config", str(write_config(tmp_path / "c.toml", data)), "--out", str(tmp_path / "run")])
+
+
+# 3b. Ctrl-C ---------------------------------------------------------------------------------------------
+
+def test_ctrl_c_saves_last_pt_and_prints_the_command_that_resumes(tmp_path, data):
+    """SIGINT after the first checkpoint: the step reached is saved in last.pt, one line gives the step and the
+    resume command for this folder, exit 130, no traceback; that command continues the run as if it had never
+    stopped."""
+    import re
+
+    cfg = write_config(tmp_path / "c.toml", data, max_steps=100_000, eval_every=50, patience=10**6)
+    out = tmp_path / "run"
+    p = train_until_checkpointed(cfg, out)
+    try:
+        time.sleep(0.5)  # some steps past the checkpoint
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    m = re.fullmatch(r"vrnn: interrupted at step (\d+); resume with: vrnn train --out (\S+) --resume", line)
+    assert m and m[2] == str(out), line
+    step = int(m[1])
+    assert load_checkpoint(out / "last.pt")["step"] == step and leftovers(out) == []
+    evaluated = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(s % 50 == 0 and s <= step for s in evaluated) and load_checkpoint(out / "best.pt")["step"] in evaluated
+    r = run("train", "--out", out, "--resume", "--set", f"train.max_steps={step + 3}", "--quiet")
+    assert r.returncode == 0, r.stderr
+    ref = run("train", "--config", cfg, "--out", tmp_path / "ref", "--set", f"train.max_steps={step + 3}", "--quiet")
+    assert ref.returncode == 0, ref.stderr
+    a, b = load_checkpoint(tmp_path / "ref" / "last.pt"), load_checkpoint(out / "last.pt")
+    assert b["step"] == step + 3
+    for key in ("model", "optimizer", "rng", "torch_rng", "best_valid", "epoch", "pos"):  # nothing lost
+        _states_equal(a[key], b[key], key)
 
 
 # 4. divergence before the first checkpoint ----------------------------------------------------------------

@@ -96,6 +96,39 @@ def test_the_commands(trained, tmp_path, capsys):
     assert "--prime-steps needs --prime" in capsys.readouterr().err
 
 
+def test_prime_errors_name_prime_and_never_data(trained, tmp_path, capsys):
+    from conftest import one_error_line
+    from vrnn.cli import main
+
+    base, ckpts = trained
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((5, 88)) < 0.1).astype(np.float32))
+    np.save(tmp_path / "half.npy", np.full((5, 88), 0.5, np.float32))
+    x, half = tmp_path / "x.npy", tmp_path / "half.npy"
+    for args, needles in ((["--prime", "in-memory", "--steps", "3"], ["--prime 'in-memory'"]),
+                          (["--prime", half, "--steps", "3"], [f"--prime {half}", "binary"]),
+                          (["--prime", tmp_path / "none.npy", "--steps", "3"], ["--prime", "none.npy", "not found"]),
+                          (["--prime", x, "--steps", "0"], ["--steps", ">= 1"]),
+                          (["--prime", x, "--steps", "3", "--num", "0"], ["--num", ">= 1"])):
+        code = main(["sample", str(ckpts["vrnn"]), *map(str, args), "--out", str(tmp_path / "c.npy")])
+        line = one_error_line(code, capsys.readouterr().err, *needles)
+        assert "--data" not in line and "data.source" not in line, line
+    assert not (tmp_path / "c.npy").exists()
+
+
+def test_prime_steps_beyond_the_primed_file_is_an_error_naming_its_length(trained, tmp_path, capsys):
+    from conftest import one_error_line
+    from vrnn.cli import main
+
+    base, ckpts = trained
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((5, 88)) < 0.1).astype(np.float32))
+    code = main(["sample", str(ckpts["rnn"]), "--prime", str(tmp_path / "x.npy"), "--prime-steps", "9", "--steps", "3",
+                 "--out", str(tmp_path / "c.npy")])
+    one_error_line(code, capsys.readouterr().err, "--prime-steps 9", f"{tmp_path / 'x.npy'} has 5 steps")
+    assert not (tmp_path / "c.npy").exists()
+    assert main(["sample", str(ckpts["rnn"]), "--prime", str(tmp_path / "x.npy"), "--prime-steps", "5", "--steps", "3",
+                 "--out", str(tmp_path / "c.npy")]) == 0  # all of it is fine
+
+
 def test_injected_segments_and_the_roc_auc():
     from vrnn.lab.experiments.anomaly import inject, roc_auc
 

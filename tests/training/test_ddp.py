@@ -187,3 +187,20 @@ def test_vrnn_train_with_fivo_under_torchrun(tmp_path, real_npz):
     assert f"best validation fivo (K = {K})" in run.stdout and run.stdout.count("best validation") == 1  # rank 0 only
     steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "log.jsonl")]
     assert steps == [2, 4] and load_checkpoint(tmp_path / "run" / "last.pt")["world_size"] == WORLD
+
+
+@pytest.mark.parametrize("given", [{"WORLD_SIZE": "2"}, {"WORLD_SIZE": "2", "RANK": "0"}, {"WORLD_SIZE": "two"}])
+def test_world_size_without_the_rest_of_torchruns_variables_is_one_line(tmp_path, real_npz, capsys, monkeypatch,
+                                                                        given):
+    from conftest import one_error_line
+    from vrnn.cli import main
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    code = main(["train", "--config", "configs/vrnn-gauss.toml", "--set", f"data.source={real_npz}",
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    one_error_line(code, capsys.readouterr().err, f"WORLD_SIZE={given['WORLD_SIZE']}", "torchrun",
+                   "MASTER_ADDR", "MASTER_PORT")
+    assert not (tmp_path / "run").exists()

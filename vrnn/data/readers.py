@@ -14,6 +14,13 @@ from .splits import seeded_split
 PIANO_LOW, PIANO_KEYS = 21, 88  # MIDI 21 (A0) .. 108 (C8)
 
 
+def lowest_pitch(meta: dict, keys: int) -> int | None:
+    """The MIDI pitch of column 0 of a data set's frames (``meta``: its metadata, e.g. a checkpoint's
+    ``data_meta``): :data:`PIANO_LOW` for the 88-key piano rolls every reader and recipe here writes (the JSB
+    pickle, the SRNN arrays, ``vrnn prepare midi``), None for other data."""
+    return PIANO_LOW if meta.get("kind") == "pianoroll" and keys == PIANO_KEYS else None
+
+
 class _PlainUnpickler(pickle.Unpickler):
     """Only plain containers and numbers (numpy scalars included): a data pickle must not run code."""
 

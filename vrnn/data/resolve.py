@@ -42,8 +42,8 @@ def _recipes() -> list[str]:
 def locate(source: str, setting: str = "data.source", fix: str = DATA_FIX) -> tuple[Path, bool]:
     """(the file ``source`` names, whether it is a prepared data set). Errors name ``setting``."""
     if source == IN_MEMORY:
-        raise VrnnError(f"{setting} {IN_MEMORY!r}: the run was trained on data passed from Python; pass "
-                        f"data=SequenceData(...) in Python or --data FILE")
+        raise VrnnError(f"{setting} {IN_MEMORY!r}: names data passed from Python, not a file; give {setting} a data "
+                        f"file or a prepared data set's name (in Python: data=SequenceData(...))")
     path = Path(source).expanduser()
     if path.suffix or path.is_file():
         return check_readable(path, setting, "a data file", fix), False

@@ -83,11 +83,15 @@ def is_split_file(path: Path) -> bool:
     return bool(keys & {"x_train", "meta", "train"})
 
 
+MANY, ONE = "(T, D) for one sequence or (N, T, D) for N", "(T, D) or (1, T, D), one sequence"
+
+
 def read_sequences(source: str | Path, setting: str, x_dim: int | None = None, meta: dict | None = None,
-                   seconds: float | None = None) -> list[np.ndarray]:
+                   seconds: float | None = None, one: bool = False) -> list[np.ndarray]:
     """A user's sequences in original units, from anything :func:`locate` accepts: a prepared name or a data
     set's file (its test split), a .npy (T, D) or (N, T, D), every array of a .npz without splits, or a
-    recording framed like the checkpoint's audio (``meta``). ``seconds`` keeps only the first S seconds."""
+    recording framed like the checkpoint's audio (``meta``). ``seconds`` keeps only the first S seconds;
+    ``one``: arrays must hold one sequence, (T, D) or (1, T, D) (a data set's file still gives its test split)."""
     meta = meta or {}
     path, prepared = locate(str(source), setting, "give a .npy, .npz or audio file of sequences, or a prepared "
                                                   "data set's name")
@@ -97,7 +101,7 @@ def read_sequences(source: str | Path, setting: str, x_dim: int | None = None, m
     elif suffix in AUDIO_EXTENSIONS:
         return [read_frames(path, meta, seconds, setting)]
     elif suffix in (".npy", ".npz"):
-        seqs = _read_arrays(path, setting)
+        seqs = _read_arrays(path, setting, x_dim, one)
     else:
         raise VrnnError(f"{setting} {path}: unknown file type {path.suffix!r}; use .npy, .npz, .pickle, .wav, "
                         f".flac or .ogg")
@@ -106,7 +110,9 @@ def read_sequences(source: str | Path, setting: str, x_dim: int | None = None, m
     return validate_sequences(seqs, f"{setting} {path}", x_dim)
 
 
-def _read_arrays(path: Path, setting: str) -> list[np.ndarray]:
+def _read_arrays(path: Path, setting: str, x_dim: int | None, one: bool) -> list[np.ndarray]:
+    """The sequences of a .npy or .npz: each array (T, D), or (N, T, D) for N sequences (``one``: N = 1, and one
+    array); (T,) too for one-feature models."""
     try:
         loaded = np.load(path, allow_pickle=False)
         if path.suffix == ".npz":
@@ -116,4 +122,12 @@ def _read_arrays(path: Path, setting: str) -> list[np.ndarray]:
             arrays = [loaded]
     except (OSError, ValueError) as e:
         raise VrnnError(f"{setting} {path}: cannot read the arrays ({e}); save them with numpy.save/savez") from None
-    return [s for a in arrays for s in (a if a.ndim == 3 else [a])]
+    shapes = ONE if one else MANY
+    for a in arrays:
+        if a.ndim not in (2, 3) and not (a.ndim == 1 and x_dim == 1):
+            raise VrnnError(f"{setting} {path}: an array of shape {a.shape}; give {shapes}")
+    seqs = [s for a in arrays for s in (a if a.ndim == 3 else [a])]
+    if one and len(seqs) != 1:
+        what = f"shape {arrays[0].shape}" if len(arrays) == 1 else f"{len(arrays)} arrays"
+        raise VrnnError(f"{setting} {path}: {len(seqs)} sequences ({what}); give {shapes}, e.g. np.save(FILE, x[i])")
+    return seqs

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Distribution, constraints
 
-from ..errors import VrnnError
+from ..errors import VrnnError, shown
 from .base import Emission, positive_scale
 
 LEVELS = 1 << 16
@@ -113,4 +113,4 @@ class DiscretisedLogisticEmission(Emission):
         bad = off_grid(x)
         if bad.any():
             raise VrnnError(f"{where}: the dlogistic emission needs 16-bit samples as s/32768 in [-1, 1), found "
-                            f"{np.asarray(x)[bad].flat[0]!r}; quantise with vrnn.emissions.to_grid(int16 samples)")
+                            f"{shown(np.asarray(x)[bad].flat[0])}; quantise with vrnn.emissions.to_grid(int16 samples)")

@@ -5,7 +5,7 @@ import numpy as np
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily
 
-from ..errors import VrnnError
+from ..errors import VrnnError, shown
 from .base import Emission, diag_gaussian, positive_scale
 
 
@@ -69,6 +69,6 @@ def check_binary(x, where: str, name: str) -> None:
     if bad.any():
         value = x[bad].flat[0]
         raise VrnnError(
-            f"{where}: the {name} emission needs binary data (0/1), found {value!r}; "
+            f"{where}: the {name} emission needs binary data (0/1), found {shown(value)}; "
             f"use model.emission.name=gauss for real-valued data or binarise it"
         )

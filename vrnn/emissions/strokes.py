@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, constraints
 
-from ..errors import VrnnError
+from ..errors import VrnnError, shown
 from .base import Emission, positive_scale
 
 MAX_CORR = 1.0 - 1e-3
@@ -184,5 +184,5 @@ class PenStrokeEmission(Emission):
                             f"features; convert the drawings to stroke-3 format")
         bad = ~np.isin(x[:, 2], (0.0, 1.0))
         if bad.any():
-            raise VrnnError(f"{where}: the pen-up column (feature 2) must be 0 or 1, found {x[bad, 2][0]!r}; "
+            raise VrnnError(f"{where}: the pen-up column (feature 2) must be 0 or 1, found {shown(x[bad, 2][0])}; "
                             f"use stroke-3 data with a binary pen-lift bit")

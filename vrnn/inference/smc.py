@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import VrnnError
+from ..errors import VrnnError, check_count
 from ..models import SequenceModel
 from ..models.base import tile_samples
 
@@ -99,8 +99,7 @@ def particle_filter(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor | 
         raise VrnnError(f"unknown proposal {proposal!r}; choose one of {list(PROPOSALS)}")
     if resample not in RESAMPLING:
         raise VrnnError(f"unknown resampling {resample!r}; choose one of {list(RESAMPLING)}")
-    if particles < 1:
-        raise VrnnError(f"--particles must be >= 1, got {particles}")
+    check_count(particles, "--particles")
     B, T, _ = x.shape
     K = particles if model.has_latents else 1  # without latent variables one particle is exact
     proposal = proposal if model.has_latents else "none"

@@ -4,8 +4,8 @@
   mean between steps, δ_t = Σ_j (μ_z,t,j − μ_z,t−1,j)² (Fig. 2, top), and the KL of every
   latent dimension at every step, KL(q(z_t,j | ·) ‖ p(z_t,j | ·)) (Fig. 2, middle); the
   per-dimension KLs of a step sum to the step's KL in :class:`vrnn.models.StepTerms`.
-* :func:`analyze_checkpoint` — the same for a recording (``vrnn analyze``), with a figure
-  of δ_t, the KL heat map and the waveform under them.
+* :func:`analyze_checkpoint` — the same for a recording or a sequence (``vrnn analyze``), with a
+  figure of δ_t, the KL heat map and the input under them (waveform, piano roll or frames).
 * :func:`waveforms_figure` — training audio and one sample per checkpoint, whole and
   zoomed (Fig. 3; ``vrnn waveforms``).
 * :func:`latent_alignment` — claim 5 measured: a model's per-step signal against the audio's
@@ -54,18 +54,20 @@ def latent_trace(model: SequenceModel, x: np.ndarray, samples: int = 1, seed: in
             "q_loc": q_loc.mean(0).cpu().numpy()}
 
 
-def read_frames(path: str | Path, meta: dict, seconds: float | None = None) -> np.ndarray:
-    """One sequence of frames (T, D), original units: a recording framed at the data's rate, a .npy, or
-    anything else ``vrnn eval --data`` reads (its first test sequence); see :func:`vrnn.data.resolve.read_sequences`."""
+def read_frames(path: str | Path, meta: dict, seconds: float | None = None, x_dim: int | None = None) -> np.ndarray:
+    """One sequence of frames (T, D), original units: a recording framed at the data's rate, a .npy or .npz of
+    one sequence ((T, D), or (1, T, D) as ``vrnn sample`` writes it), or a data set (its first test sequence);
+    ``x_dim``: the features the model takes; see :func:`vrnn.data.sources.read_sequences`."""
     from ..data.sources import read_sequences
 
-    return read_sequences(path, "--input", meta=meta, seconds=seconds)[0]
+    return read_sequences(path, "--input", x_dim, meta=meta, seconds=seconds, one=True)[0]
 
 
 def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Path | None = None,
                        seconds: float | None = None, seed: int = 0, samples: int = 1,
                        overwrite: bool = False, device: str = "cpu") -> dict:
-    """``vrnn analyze``: :func:`latent_trace` of a recording, plus the waveform; writes a PNG if ``out``.
+    """``vrnn analyze``: :func:`latent_trace` of a recording or a sequence of frames; writes a PNG if ``out``
+    (under δ_t and the KL: a recording's waveform, a piano roll by MIDI pitch, other frames as an image).
 
     The model runs on ``device`` (``auto``, ``cpu`` or ``cuda[:N]``).
     Returns ``delta`` (T,), ``kl`` (T, Z), ``q_loc`` (T, Z), ``frames`` (T, D) and
@@ -80,14 +82,12 @@ def analyze_checkpoint(checkpoint: str | Path, input: str | Path, out: str | Pat
     model, norm, ckpt = load_model(checkpoint)
     model.to(device)
     meta = ckpt.get("data_meta", {})
-    frames = read_frames(input, meta, seconds)
-    if frames.shape[1] != model.cfg.x_dim:
-        raise VrnnError(f"--input {input}: frames of {frames.shape[1]} values but the model takes {model.cfg.x_dim}")
+    frames = read_frames(input, meta, seconds, model.cfg.x_dim)
     res = latent_trace(model, norm(frames), samples=samples, seed=seed)
     res.update(frames=frames, wave=frames.reshape(-1), rate=meta.get("rate"), steps=len(frames))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig2_png(out, res, title=f"{model.display_name}: {Path(input).name}")
+        fig2_png(out, res, title=f"{model.display_name}: {Path(input).name}", meta=meta)
     return res
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data.audio import join_frames, soundfile_module
 from ..io import atomic_write
-from .figures import pyplot, save_figure
+from .figures import draw_frames, pyplot, save_figure
 
 
 def write_wav(path: Path, wave: np.ndarray, rate: int) -> None:
@@ -39,9 +39,11 @@ KL_CLIP = 99  # Fig. 2's KL colour scale ends at this percentile of the values d
 # otherwise leave every other step black)
 
 
-def fig2_figure(res: dict, title: str = ""):
+def fig2_figure(res: dict, title: str = "", meta: dict | None = None):
     """δ_t (top), the KL of each latent dimension per step (middle; colour clipped at the :data:`KL_CLIP`-th
-    percentile, as its colour bar says), the waveform (bottom), one time axis; the matplotlib figure."""
+    percentile, as its colour bar says) and, on the same time axis, the input under them (bottom): the
+    waveform of audio (``res["rate"]`` set), else the frames as :func:`vrnn.outputs.figures.draw_frames`
+    draws them (a piano roll by MIDI pitch; ``meta``: the data's); the matplotlib figure."""
     plt = pyplot()
     T, Z = res["kl"].shape
     frame = len(res["wave"]) // T
@@ -58,19 +60,22 @@ def fig2_figure(res: dict, title: str = ""):
     axes[1].set_ylabel("latent dim")
     fig.colorbar(im, ax=axes[1], orientation="horizontal", fraction=0.05, pad=0.02, aspect=60, extend="max",
                  label=f"KL per dimension (nats); colour clipped at the {KL_CLIP}th percentile, {top:.3g} nats")
-    axes[2].plot(np.arange(len(res["wave"])) / (rate or frame), res["wave"], color="k", lw=0.4)
-    axes[2].set_ylabel("waveform")
+    if rate:
+        axes[2].plot(np.arange(len(res["wave"])) / rate, res["wave"], color="k", lw=0.4)
+        axes[2].set_ylabel("waveform")
+        axes[2].set_xlim(0, T * scale)
+    else:
+        draw_frames(axes[2], res["frames"], (0, T * scale), meta or {})
     axes[2].set_xlabel("time (s)" if rate else "step")
-    axes[2].set_xlim(0, T * scale)
     if title:
         axes[0].set_title(title)
     fig.tight_layout()
     return fig
 
 
-def fig2_png(path: Path, res: dict, title: str = "") -> None:
+def fig2_png(path: Path, res: dict, title: str = "", meta: dict | None = None) -> None:
     """:func:`fig2_figure` as a PNG."""
-    save_figure(fig2_figure(res, title), path)
+    save_figure(fig2_figure(res, title, meta), path)
 
 
 def loudest_window(wave: np.ndarray, n: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data.readers import PIANO_LOW
 from ..io import atomic_write
-from .figures import pyplot, save_figure
+from .figures import draw_roll, pyplot, save_figure
 
 
 def write_midi(path: Path, roll: np.ndarray, step_seconds: float = 0.5, velocity: int = 80, program: int = 0) -> None:
@@ -46,14 +46,9 @@ def write_midi(path: Path, roll: np.ndarray, step_seconds: float = 0.5, velocity
 def pianoroll_png(path: Path, roll: np.ndarray, title: str = "", join: int | None = None) -> None:
     """A piano roll (T, 88) as a PNG: time across, MIDI pitch up; ``join``: the first continued step, marked."""
     plt = pyplot()
-    rows = np.nonzero(roll.any(0))[0]
-    lo, hi = (rows.min(), rows.max()) if len(rows) else (0, roll.shape[1] - 1)
-    lo, hi = max(0, lo - 3), min(roll.shape[1] - 1, hi + 3)
     fig, ax = plt.subplots(figsize=(max(6, roll.shape[0] / 12), 4), dpi=100)
-    ax.imshow(roll[:, lo:hi + 1].T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
-              extent=(-0.5, roll.shape[0] - 0.5, lo + PIANO_LOW - 0.5, hi + PIANO_LOW + 0.5))
+    draw_roll(ax, roll, PIANO_LOW, (-0.5, roll.shape[0] - 0.5))
     ax.set_xlabel("time step")
-    ax.set_ylabel("MIDI pitch")
     if title:
         ax.set_title(title)
     if join:

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from ..data import pad_batch
+from ..errors import VrnnError
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,29 @@ def noise_seed(seed: int, rank: int) -> int:
     return seed + 1_000_003 * rank
 
 
+def world_size() -> int:
+    """The processes ``WORLD_SIZE`` says the run has (1 when unset); one line naming the variables when it is
+    not a number, or is above 1 without the rest of what torchrun sets (the rendezvous needs them all)."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    how = ("launch with `torchrun --nproc_per_node=N -m vrnn train ...` (it sets them all), set RANK, LOCAL_RANK, "
+           "MASTER_ADDR and MASTER_PORT too, or unset WORLD_SIZE to train in one process")
+    try:
+        world = int(text)
+    except ValueError:
+        raise VrnnError(f"WORLD_SIZE={text} is not a number of processes; {how}") from None
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if world > 1 and name not in os.environ]
+    if missing:
+        names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        raise VrnnError(f"WORLD_SIZE={world} is set but {names} {'is' if len(missing) == 1 else 'are'} not; {how}")
+    return world
+
+
 def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
-    """Join the process group torchrun describes (WORLD_SIZE > 1) or one already started; gloo on CPU, nccl on GPU."""
+    """Join the process group torchrun describes (WORLD_SIZE > 1, :func:`world_size`) or one already started;
+    gloo on CPU, nccl on GPU."""
     owns = False
     if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if world_size() <= 1:
             return Distributed(), device
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         owns = True

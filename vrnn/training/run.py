@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,29 @@ def _log_config_changes(out: Path, step: int, changes: dict[str, tuple]) -> None
     record = {"step": step, "config_changes": {k: {"stored": a, "given": b} for k, (a, b) in changes.items()}}
     with open(out / "log.jsonl", "a") as log:
         log.write(json.dumps(record) + "\n")
+
+
+class Interrupt:
+    """Ctrl-C during training: the first SIGINT lets the step under way finish, then the loop saves ``last.pt``
+    and stops (:class:`vrnn.errors.TrainingInterrupted`); a second one interrupts at once. Only for a run in one
+    process, from the main thread, where SIGINT still raises ``KeyboardInterrupt`` (under torchrun every rank
+    would see the signal at its own step); elsewhere ``requested`` stays False."""
+
+    def __init__(self, enabled: bool):
+        self.requested, self.previous = False, None
+        if (enabled and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)  # a second Ctrl-C stops at once
+
+    def close(self) -> None:
+        """Give SIGINT back to the handler it had."""
+        if self.previous is not None and signal.getsignal(signal.SIGINT) == self._request:
+            signal.signal(signal.SIGINT, self.previous)
+        self.previous = None
 
 
 def kept(out: Path, saved: bool) -> str:

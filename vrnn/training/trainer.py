@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from ..data import Normalizer, SequenceData, load_dataset
 from ..data.resolve import checkpoint_data
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
-from ..errors import TrainingDiverged, VrnnError
+from ..errors import TrainingDiverged, TrainingInterrupted, VrnnError
 from ..inference.evaluate import score_sequences
 from ..models import SequenceModel
 from .bounds import watched
@@ -39,7 +40,7 @@ from .config import Config
 from .distributed import Distributed, init_distributed
 from .learner import Learner
 from .options import TrainConfig
-from .run import RunLog, RunState, holding, kept, open_run
+from .run import Interrupt, RunLog, RunState, holding, kept, open_run
 from .schedules import epoch_batches, kl_weight, learning_rate
 from .watch import Board, Progress, tensorboard_folder
 
@@ -129,8 +130,9 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
     stopped = None  # early_stopping | time_budget; the loop ends at max_steps otherwise
     t0 = window_t0 = time.perf_counter()
     window: list[dict] = []  # statistics of the updates since the last evaluation
+    interrupt = Interrupt(dd.world == 1)  # Ctrl-C: the step under way finishes, then the run is saved and stops
     try:
-        while stopped is None and state.step < tc.max_steps:
+        while stopped is None and state.step < tc.max_steps and not interrupt.requested:
             idx = _next_batch(state, batches)
             window += learner.train_step(*dd.batch(train, idx, device), state.step, state.lr_scale(tc))
             state.step, state.pos = state.step + 1, state.pos + 1
@@ -152,10 +154,14 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
                 bar.evaluated(record, state)
                 saved, window, window_t0 = True, [], time.perf_counter()
                 stopped = _stop_reason(state, tc, dd, device)
+        if interrupt.requested:
+            _save_interrupted(out, state, t0, log, saved, window and functools.partial(
+                _payload, cfg, norm, data, learner, state, out))
         dd.barrier()  # rank 0's checkpoints are on disk before any rank returns
     except TrainingDiverged as e:
         raise TrainingDiverged(f"{e}; {kept(out, saved)}") from None
     finally:
+        interrupt.close()
         log.close()
         bar.close()
         board.close()
@@ -227,6 +233,20 @@ def _checkpoint(out: Path, improved: bool, dd: Distributed, payload: dict, log: 
         if improved:
             copy_checkpoint(out / "last.pt", out / "best.pt")
         log.write(record)
+
+
+def _save_interrupted(out: Path, state: RunState, t0: float, log: RunLog, saved: bool, payload) -> NoReturn:
+    """Stop a run Ctrl-C interrupted (:class:`.run.Interrupt`) with one line naming its step and the command that
+    resumes it. ``payload`` (a callable; None when no step was taken since the last checkpoint) gives what goes to
+    ``last.pt``: the steps since the last checkpoint, saved without validating them (``best.pt`` and the log stay
+    as the last evaluation left them, so the resumed run takes the steps an uninterrupted one takes)."""
+    if payload:
+        state.elapsed += time.perf_counter() - t0
+        log.clear_earlier()  # --overwrite: this run's first file replaces the earlier run's
+        save_checkpoint(out / "last.pt", {**payload(), "improved": False})
+    elif not saved:  # nothing trained and nothing on disk: nothing to resume
+        raise KeyboardInterrupt
+    raise TrainingInterrupted(state.step, out)
 
 
 def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torch.device) -> str | None:
