@@ -117,6 +117,19 @@ def write_boulanger_pickle(path: Path, sizes=(16, 6, 6), seed: int = 0) -> Path:
     return path
 
 
+def write_midi_folder(folder: Path, n: int, steps: int = 4) -> Path:
+    """``n`` MIDI files in ``folder`` (created), piece i holding key 30 + i for ``steps`` beats: `vrnn prepare midi`'s
+    input."""
+    from vrnn.outputs.pianoroll import write_midi
+
+    folder.mkdir(parents=True)
+    for i in range(n):
+        roll = np.zeros((steps, 88), np.float32)
+        roll[:, 30 + i] = 1.0
+        write_midi(folder / f"p{i:02d}.mid", roll)
+    return folder
+
+
 @pytest.fixture
 def rolls_pickle(tmp_path) -> Path:
     return write_boulanger_pickle(tmp_path / "rolls.pickle")

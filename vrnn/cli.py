@@ -1,4 +1,4 @@
-"""The ``vrnn`` command line: prepare, train, eval, score, sample, analyze, waveforms, bench, experiment.
+"""The ``vrnn`` command line: prepare, train, eval, compare, score, sample, analyze, waveforms, bench, experiment.
 
 Each command is a handler ``_cmd_NAME(args)`` and a builder ``_add_NAME(sub)`` of its options;
 :func:`build_parser` adds every builder of :data:`COMMANDS`.
@@ -34,14 +34,17 @@ SHOW_DEFAULTS = {"formatter_class": HelpFormatter}
 
 
 def _cmd_prepare(args) -> None:
-    from .data.recipes import prepare
+    from .data import load_prepared
+    from .data.progress import showing
+    from .data.recipes import prepare, prepared_file
 
     # recipe options: only the flags given are passed, so each recipe keeps its own defaults
     opts = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k, None) not in (None, False)}
-    path = prepare(args.name, overwrite=args.overwrite, seed=args.seed, save_as=args.save_as, **opts)
-    from .data import load_prepared
-
-    print(f"{load_prepared(path).describe()}\nsaved to {path}")
+    reused = not args.overwrite and prepared_file(args.name, args.save_as).is_file()
+    with showing(sys.stderr):  # the recipe's progress: a bar on a terminal, a line per tenth otherwise
+        path = prepare(args.name, overwrite=args.overwrite, seed=args.seed, save_as=args.save_as, **opts)
+    told = f"already prepared at {path} (reused); --overwrite rebuilds it" if reused else f"saved to {path}"
+    print(f"{load_prepared(path).describe()}\n{told}")
 
 
 def _cmd_train(args) -> None:
@@ -81,16 +84,37 @@ def _cmd_eval(args) -> None:
     print(format_report(report))
 
 
+def _cmd_compare(args) -> None:
+    from .io import check_writable, make_folder
+    from .training.compare import UNITS, compare_runs, format_table, plot_curves, scores_on_test
+
+    plot = Path(args.plot)
+    runs = compare_runs(args.runs)
+    check_writable([plot], args.overwrite, "--plot")  # before the test evaluations: a refusal costs nothing
+    for run in runs if args.test else []:
+        run.test = scores_on_test(run, args.iw_samples, args.estimator, args.data, args.device)
+    make_folder(plot.parent, "--plot")
+    drawn = plot_curves(runs, plot)
+    if args.json:
+        print(json.dumps({"units": UNITS, "runs": [r.to_dict() for r in runs], "plot": str(plot) if drawn else None}))
+        return
+    print(format_table(runs))
+    missing = [r.name for r in runs if r not in drawn]
+    if drawn:
+        print(f"learning curves: wrote {plot}" + (f" (no curve recorded for {', '.join(missing)})" if missing else ""))
+    else:
+        print(f"no learning curve recorded for any run (no log.jsonl beside them); {plot} not written")
+
+
 def format_report(r: dict) -> str:
     split = r["split"] if "splits" not in r else (
         f"{r['split']}: " + ", ".join(f"{n} {s}" for s, n in r["splits"].items()))
     lines = [f"{r['model']} on {r['dataset']} [{split}]: {r['num_sequences']} sequences, {r['num_steps']} steps; "
              f"units: {r['units']}; data: {r['data_scale']}"]
-    method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
-    rows = [("elbo", "ELBO"), ("log_likelihood", f"log-likelihood ({method})")]
-    if "log_likelihood_smc" in r:
-        k = r['smc']['particles']
-        rows.append(("log_likelihood_smc", f"log-likelihood (SMC, K={k})" if k else "log-likelihood (SMC: exact)"))
+    from .inference.evaluate import estimate_label
+
+    rows = [("elbo", "ELBO"), *((key, f"log-likelihood ({estimate_label(r, key)})")
+                                for key in ("log_likelihood", "log_likelihood_smc") if key in r)]
     for key, label in rows:
         v = r[key]
         lines.append(f"  {label:<28} {v['per_sequence']:>12.3f} nats/sequence   {v['per_step_total']:>9.4f} "
@@ -217,6 +241,28 @@ def _add_eval(sub) -> None:
     s.set_defaults(func=_cmd_eval)
 
 
+def _add_compare(sub) -> None:
+    s = sub.add_parser("compare", help="runs side by side: one table and their learning curves in one figure",
+                       description="Compare training runs: run folders (vrnn train --out) and/or checkpoints (.pt, "
+                                   "e.g. the exported ones of benchmarks/*/checkpoints/). One table (model, data, "
+                                   "steps, why it stopped, best validation score and its step, training time, "
+                                   "parameters; the test score with --test) and a PNG of every run's validation "
+                                   "score against the training step.", **SHOW_DEFAULTS)
+    s.add_argument("runs", nargs="+", metavar="RUN_OR_CKPT", help="run folders and/or checkpoint files")
+    s.add_argument("--test", action="store_true", help="also evaluate each run's best checkpoint on the test split "
+                                                       "(log-likelihood by --estimator)")
+    s.add_argument("--iw-samples", type=int, default=40, help="with --test: importance samples (or particles) K")
+    s.add_argument("--estimator", choices=["is", "smc"], default="is",
+                   help="with --test: is (importance sampling) or smc (a particle filter's estimate)")
+    s.add_argument("--data", help="with --test: evaluate on this data source (a prepared name or a file) instead "
+                                  "of each checkpoint's")
+    s.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    s.add_argument("--plot", default="compare.png", help="where the learning curves' PNG goes")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --plot")
+    s.add_argument("--json", action="store_true", help="print one JSON object (the runs, their curves, the plot)")
+    s.set_defaults(func=_cmd_compare)
+
+
 def _add_score(sub) -> None:
     s = sub.add_parser("score", help="per-step scores log p(x_t | x_<t) of every sequence of a file", **SHOW_DEFAULTS,
                        description="A particle filter's estimate of log p(x_t | x_<t) at every step of every sequence "
@@ -332,8 +378,8 @@ def _add_experiment(sub) -> None:
 
 
 # one builder per command (its subparser, options and handler), in the order `vrnn --help` lists them
-COMMANDS = (_add_prepare, _add_train, _add_eval, _add_score, _add_sample, _add_analyze, _add_waveforms, _add_bench,
-            _add_experiment)
+COMMANDS = (_add_prepare, _add_train, _add_eval, _add_compare, _add_score, _add_sample, _add_analyze, _add_waveforms,
+            _add_bench, _add_experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,11 +101,11 @@ def remove_stale_tmp(paths: list[Path]) -> list[Path]:
     return stale
 
 
-def check_writable(paths: list[Path], overwrite: bool) -> None:
-    """Refuse to replace existing outputs unless asked."""
+def check_writable(paths: list[Path], overwrite: bool, setting: str = "--out") -> None:
+    """Refuse to replace existing outputs (chosen by ``setting``) unless asked."""
     existing = [str(p) for p in paths if Path(p).exists()]
     if existing and not overwrite:
-        raise VrnnError(f"{existing[0]}: already exists; pass --overwrite to replace it or choose another --out")
+        raise VrnnError(f"{existing[0]}: already exists; pass --overwrite to replace it or choose another {setting}")
 
 
 def check_readable(path: str | Path, setting: str, what: str, fix: str, run_file: str | None = None) -> Path:

@@ -241,7 +241,7 @@ def cli_commands() -> list[str]:
 
 def test_every_command_has_help(capsys):
     commands = cli_commands()
-    assert "train" in commands and "experiment" in commands  # the walk saw the commands
+    assert {"train", "experiment", "compare"} <= set(commands)  # the walk saw the commands
     code, out, err = run_cli("--help")  # a real process, as a user types it
     assert code == 0 and "usage: vrnn" in out and all(cmd in out for cmd in commands), out
     for cmd in commands:

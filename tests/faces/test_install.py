@@ -1,5 +1,6 @@
 """The install check (issue 25): a wheel built from this checkout installs in a clean virtual environment
-outside it, and a packaged preset trains, evaluates and samples from a folder that is not the checkout.
+outside it, and a packaged preset trains, evaluates, samples and is compared (`vrnn compare`) from a folder that
+is not the checkout.
 
 The slow check is marked ``install`` (``pytest -m install`` runs it alone, ``-m 'not install'`` leaves it
 out): it builds a wheel and a venv (about a minute). torch goes in first and pinned to the running version, as the README
@@ -58,7 +59,7 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.mark.install
-def test_the_wheel_trains_evaluates_and_samples_a_packaged_preset_outside_the_checkout(installed):
+def test_the_wheel_trains_evaluates_samples_and_compares_a_packaged_preset_outside_the_checkout(installed):
     bin, work = installed
     data = write_arrays(work / "rolls.npz", dim=88, binary=True, sizes=(12, 4, 4))
     where = sh(bin / "python", "-c", "import vrnn; print(vrnn.__file__)", cwd=work).stdout.strip()
@@ -71,6 +72,11 @@ def test_the_wheel_trains_evaluates_and_samples_a_packaged_preset_outside_the_ch
     assert "log-likelihood (IS, K=4)" in out, out
     wrote = sh(bin / "vrnn", "sample", "run/best.pt", "--steps", "8", "--out", "sample.npy", cwd=work).stdout
     assert wrote.startswith("wrote ") and (work / "sample.npy").is_file(), wrote
+    table = sh(bin / "vrnn", "compare", "run", "--test", "--iw-samples", "4", "--plot", "curves.png", cwd=work).stdout
+    head, _, row = table.splitlines()[:3]
+    assert head.split()[:5] == ["run", "model", "data", "steps", "stopped"] and "test log-lik." in head, table
+    assert row.split()[:5] == ["run", "VRNN-bernoulli", "rolls", "20", "max_steps"] and "IS, K=4" in row, table
+    assert "wrote curves.png" in table and (work / "curves.png").read_bytes()[:4] == b"\x89PNG", table
 
 
 @pytest.mark.install

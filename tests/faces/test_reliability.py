@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -29,7 +28,7 @@ from vrnn.errors import UnwritablePath
 from vrnn.io import RunLock, atomic_write, writing
 from vrnn.training.trainer import fit
 
-from conftest import one_error_line, tiny_config, write_arrays
+from conftest import one_error_line, tiny_config, write_arrays, write_midi_folder
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -232,14 +231,7 @@ def test_a_read_only_mount_is_one_line_for_train_sample_and_prepare(small_fs, tm
     code = main(["sample", str(tmp_path / "ok" / "best.pt"), "--steps", "3", "--out", str(small_fs / "s.npy")])
     one_error_line(code, capsys.readouterr().err, small_fs)
     monkeypatch.setenv("VRNN_DATA_DIR", str(small_fs / "data"))
-    from vrnn.outputs.pianoroll import write_midi
-
-    (tmp_path / "midi").mkdir()
-    for i in range(3):
-        roll = np.zeros((4, 88), np.float32)
-        roll[:, 40 + i] = 1
-        write_midi(tmp_path / "midi" / f"{i}.mid", roll)
-    code = main(["prepare", "midi", "--source", str(tmp_path / "midi")])
+    code = main(["prepare", "midi", "--source", str(write_midi_folder(tmp_path / "midi", 3))])
     one_error_line(code, capsys.readouterr().err, "VRNN_DATA_DIR")
 
 

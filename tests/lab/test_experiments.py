@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import write_arrays
+from conftest import one_error_line, write_arrays, write_midi_folder
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
@@ -123,7 +124,6 @@ def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, t
     (('report = "polyphonic"', 'report = "nope"'), "unknown report"),
     (("iw_samples = 3", "iw_samples = 0"), "eval.iw_samples is 0; set it to a number >= 1"),
     (('label = "RNN"', 'label = "RNN"\ncolour = 1'), "unknown setting runs.rnn.colour"),
-    (('title = "Tiny"\n', ''), "missing setting experiment.title"),
     (("iw_samples = 3", 'iw_samples = 3\nestimator = "both"'), "eval.estimator is 'both'; set it to one of is, smc"),
     (("iw_samples = 3", "iw_samples = 3\nsmc_particles = [250, 40]"),
      r"eval.smc_particles is \(250, 40\); set it to a list of increasing particle counts"),
@@ -247,6 +247,102 @@ def test_resumed_runs_may_change_their_config_only_when_allowed(repo, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "w" / "rolls" / "vrnn-seed0" / "log.jsonl").read_text().splitlines()]
     assert {"step": 4, "config_changes": {"train.lr": {"stored": 3e-3, "given": 1e-3}}} in log
     assert log[-1]["step"] == 6 and log[-1]["lr"] == 1e-3
+
+
+# ---- a user's own experiment: no layout, data by prepared name or a file beside it (issue 25) ----------
+USER = """
+# my study: no title and no report layout (the generic report), configs beside this file
+
+[eval]
+iw_samples = 2
+batch_size = 8
+
+[data.mine]
+source = "mine"                  # a data set `vrnn prepare ... --as mine` cached
+about = "my rolls, prepared"
+
+[data.file]
+source = "data/rolls.npz"        # a file, relative to this file's folder
+
+[runs.rnn]
+config = "rnn.toml"
+data = ["mine", "file"]
+
+[runs.vrnn]
+label = "VRNN"
+config = "vrnn.toml"
+data = ["file"]
+seeds = [0, 1]
+"""
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch) -> Path:
+    """A user's experiment file outside any repository layout, and the prepared data set it names."""
+    from vrnn.data import DataConfig, load_dataset
+    from vrnn.data.core import save_prepared
+
+    folder = tmp_path / "home" / "study"
+    (folder / "data").mkdir(parents=True)
+    write_arrays(folder / "data" / "rolls.npz", dim=5, binary=True)
+    monkeypatch.setenv("VRNN_DATA_DIR", str(tmp_path / "cache"))
+    save_prepared(tmp_path / "cache" / "mine.npz", load_dataset(DataConfig(source=str(folder / "data" / "rolls.npz"))))
+    for kind, extra in (("rnn", ""), ("vrnn", "z_dim = 3")):
+        (folder / f"{kind}.toml").write_text(CONFIG.format(kind=kind, extra=extra))
+    (folder / "my-study.toml").write_text(USER)
+    return folder / "my-study.toml"
+
+
+def test_an_experiment_without_a_layout_gets_the_generic_report(study, tmp_path):
+    out = run_experiment(study, work=tmp_path / "work", quiet=True)
+    text = out.read_text()
+    for paper in ("SRNN", "Table", "paper", "Published", "published", "Fig."):
+        assert paper not in text, paper
+    lines = text.splitlines()
+    assert lines[0] == "# my-study"  # no title: the file's name
+    for i, line in enumerate(lines):  # every heading has content under it before the next heading
+        if line.startswith("#"):
+            following = [x for x in lines[i + 1:] if x.strip()]
+            assert following and not following[0].startswith("#"), line
+    assert [x for x in lines if x.startswith("## ")] == ["## mine", "## file"]
+    assert "nats per time step" in text and "nats/step" in text and "nats/seq." in text
+    results = json.loads((study.parent / "results.json").read_text())
+    seeds = [results["evaluations"]["file"][f"vrnn-seed{s}"]["log_likelihood"]["per_step_total"] for s in (0, 1)]
+    mean_row = next(x for x in lines if x.startswith("| **VRNN: mean ± sd, 2 seeds** |"))
+    assert f"{np.mean(seeds):.3f} ± {np.std(seeds, ddof=1):.3f}" in mean_row
+    assert sum(x.startswith("| rnn |") for x in lines) == 2 and "| VRNN (seed 1) |" in text
+    for data in ("mine", "file"):
+        assert f"](curves-{data}.png)" in text and (study.parent / f"curves-{data}.png").stat().st_size > 0
+    assert main(["experiment", str(study), "--eval-only"]) == 0
+    assert out.read_text() == text
+
+
+def test_a_named_layout_still_renders_its_paper_table(repo):
+    text = _run(repo).read_text()
+    assert "Published numbers on this data (SRNN Table 2" in text  # the polyphonic layout, not the generic one
+
+
+@pytest.mark.parametrize("source, needles", [
+    ("nothing-here", ("[data.mine] source", "'nothing-here'", "vrnn prepare")),
+    ("chorales", ("[data.mine] source", "not prepared yet", "vrnn prepare chorales")),
+    ("data/nope.npz", ("[data.mine] source", "data/nope.npz", "not found", "relative to")),
+    ("data", ("[data.mine] source", "a folder, not a data file", "prepare = { recipe")),
+])
+def test_a_missing_data_source_of_a_users_experiment_is_one_line_saying_what_to_do(study, capsys, source, needles):
+    study.write_text(study.read_text().replace('source = "mine"', f'source = "{source}"'))
+    code = main(["experiment", str(study), "--eval-only"])
+    one_error_line(code, capsys.readouterr().err, str(study), *needles)
+
+
+def test_a_recipes_source_is_relative_to_the_experiment_file_too(study, tmp_path, monkeypatch):
+    from vrnn.lab.experiments.runner import resolve_source
+
+    write_midi_folder(study.parent / "music", 5)
+    study.write_text(study.read_text().replace('source = "mine"', 'source = "tunes"\n'
+                                               'prepare = { recipe = "midi", source = "music" }'))
+    monkeypatch.chdir(tmp_path)  # not the experiment's folder
+    assert resolve_source(load_experiment(study), "mine", tmp_path / "unused") == "tunes"
+    assert (tmp_path / "cache" / "tunes.npz").is_file()
 
 
 # ---- a search: settings chosen on the validation split (issue 23) ------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import VrnnError
 from .core import SequenceData
+from .progress import tracked
 from .splits import seeded_split
 
 log = logging.getLogger("vrnn.data")
@@ -141,7 +142,7 @@ def _decode_files(files: list[Path], root: Path, rate: int, frame_size: int, fra
     seqs: dict[str, np.ndarray] = {}
     speakers: dict[str, str] = {}
     skipped, short = [], []
-    for path in files:
+    for path in tracked(files, f"{root.name or 'audio'}: decoding recordings", "recording"):
         key = str(path.relative_to(root))
         spk = speaker_of(path) if speaker_of is not None else None  # naming errors are the user's: raise
         try:

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import UnwritablePath, VrnnError
 from ..io import make_folder
 from .core import SequenceData, data_dir, save_prepared
+from .progress import tracked
 from .readers import PIANO_KEYS, PIANO_LOW
 from .splits import seeded_split
 
@@ -62,7 +63,7 @@ def chorales(seed: int = 0, source: str | None = None) -> SequenceData:
         raise VrnnError("vrnn prepare chorales needs music21: pip install 'vrnn[music]'") from None
     paths = sorted(p for p in corpus.getComposer("bach") if p.suffix in (".mxl", ".xml", ".krn"))
     pieces = []
-    for p in paths:
+    for p in tracked(paths, "chorales: reading scores", "score"):
         roll = score_to_roll(corpus.parse(p))
         if len(roll) and roll.any():
             pieces.append((Path(p).stem, roll))
@@ -91,7 +92,7 @@ def midi(source: str | None = None, seed: int = 0, steps_per_beat: int = 2) -> S
         raise VrnnError("vrnn prepare midi needs --source DIR: a folder of .mid files")
     root = Path(source).expanduser()
     pieces, skipped, dropped = [], [], 0
-    for path in find_midi(root):
+    for path in tracked(find_midi(root), "midi: reading files"):
         try:
             roll, n = midi_to_roll(path, steps_per_beat)
         except VrnnError as e:
@@ -298,6 +299,11 @@ def _check_cached(path: Path, params, kwargs: dict) -> None:
                         f"rebuild it, or --as NAME to keep both")
 
 
+def prepared_file(name: str, save_as: str | None = None) -> Path:
+    """Where :func:`prepare` caches data set ``name`` (as ``save_as``, if given)."""
+    return data_dir() / f"{save_as or name}.npz"
+
+
 def prepare(name: str, overwrite: bool = False, save_as: str | None = None, **kwargs) -> Path:
     """Build data set ``name`` with the recipe's options ``kwargs`` and cache it as ``save_as`` (default ``name``)."""
     if name not in RECIPES:
@@ -308,7 +314,7 @@ def prepare(name: str, overwrite: bool = False, save_as: str | None = None, **kw
         flag = "--" + unknown[0].replace("_", "-")
         raise VrnnError(f"vrnn prepare {name}: {flag} does not apply to this data set; its options are "
                         f"{', '.join('--' + p.replace('_', '-') for p in params)}")
-    out = data_dir() / f"{save_as or name}.npz"
+    out = prepared_file(name, save_as)
     if out.exists() and not overwrite:
         _check_cached(out, params, kwargs)
         return out

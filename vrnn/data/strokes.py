@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import VrnnError
 from .core import SPLITS, SequenceData
+from .progress import tracked
 
 STROKE3_META = {"kind": "strokes", "format": "stroke-3: rows (dx, dy, pen_up), pen_up=1 on the last point of "
                                             "a stroke; y points down"}
@@ -178,7 +179,8 @@ def read_omniglot_raw(source: Path, spacing: float = 2.0) -> list[tuple[str, np.
         raise VrnnError(f"{source}: not a folder or .zip of Omniglot stroke files (x,y,t rows with START/BREAK)")
     if not items:
         raise VrnnError(f"{source}: no .txt stroke files found")
-    return [(name, raw_to_stroke3(parse_raw_strokes(text, f"{source}:{name}"), spacing)) for name, text in items]
+    return [(name, raw_to_stroke3(parse_raw_strokes(text, f"{source}:{name}"), spacing))
+            for name, text in tracked(items, "omniglot: resampling drawings", "drawing")]
 
 
 # ---- IAM-OnDB lineStrokes ----------------------------------------------------------------
@@ -209,12 +211,13 @@ def read_iam_ondb(source: Path) -> list[tuple[str, np.ndarray]]:
     source = Path(source)
     out = []
     if source.is_dir():
-        for p in sorted(source.rglob("*.xml")):
+        for p in tracked(sorted(source.rglob("*.xml")), "iam-ondb: reading lines", "line"):
             out.append((str(p.relative_to(source)), strokes_to_stroke3(parse_linestrokes_xml(p.read_bytes(), str(p)))))
     elif tarfile.is_tarfile(source):
         with tarfile.open(source) as tar:
-            for m in sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".xml")),
-                            key=lambda m: m.name):
+            members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".xml")),
+                             key=lambda m: m.name)
+            for m in tracked(members, "iam-ondb: reading lines", "line"):
                 data = tar.extractfile(m).read()
                 out.append((m.name, strokes_to_stroke3(parse_linestrokes_xml(data, f"{source}:{m.name}"))))
     else:

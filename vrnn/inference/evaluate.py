@@ -158,3 +158,12 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
             "log_likelihood": normalisations(scores["log_likelihood"] + jac, lengths),
         } | ({"log_likelihood_smc": normalisations(scores["log_likelihood_smc"] + jac, lengths)} if smc else {})
     return report
+
+
+def estimate_label(report: dict, key: str = "log_likelihood") -> str:
+    """How an :func:`evaluate` report's log-likelihood ``key`` was estimated: ``exact``, ``IS, K=40`` (importance
+    sampling) or, for ``log_likelihood_smc``, ``SMC, K=40`` (``SMC: exact`` for a model without latent variables)."""
+    if key == "log_likelihood_smc":
+        k = report["smc"]["particles"]
+        return f"SMC, K={k}" if k else "SMC: exact"
+    return "exact" if report["log_likelihood_method"] == "exact" else f"IS, K={report['iw_samples']}"

@@ -30,6 +30,8 @@ from .distributed import Distributed
 from .options import TrainConfig
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl")
+CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "valid_score_per_step", "train_elbo_per_step",
+              "kl_weight", "lr")  # what a learning curve keeps of each evaluation's log line
 
 
 @dataclass
@@ -78,6 +80,15 @@ class RunState:
             self.drops, self.bad_evals = self.drops + 1, 0
             return True
         return False
+
+    def stop_reason(self, tc: TrainConfig) -> str | None:
+        """Why a run at this state stops, if its rules say so: patience spent (with every learning-rate drop used,
+        :meth:`drop_at_plateau`) or the wall-clock budget spent; None otherwise."""
+        if self.bad_evals >= tc.patience:
+            return "early_stopping"
+        if tc.max_minutes > 0 and self.elapsed >= 60 * tc.max_minutes:
+            return "time_budget"
+        return None
 
     def lr_scale(self, tc: TrainConfig) -> float:
         """What the step schedule's learning rate is multiplied by after the drops so far."""
@@ -264,6 +275,18 @@ def _complete(out: Path, ckpt: dict) -> None:
     if kept != lines:
         with atomic_write(log) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def learning_curve(log: Path) -> list[dict]:
+    """The evaluations of a run's ``log.jsonl`` (:data:`CURVE_KEYS` of each), in step order, without duplicates
+    from resumes; a torn last line (a run killed, or still writing) is left out."""
+    if not log.is_file():
+        return []
+    records: dict[int, dict] = {}
+    for r in map(_parse, log.read_text().splitlines()):
+        if r is not None and "valid_elbo_per_step" in r:  # evaluations only (--allow-changes logs its changes too)
+            records[r["step"]] = {k: r[k] for k in CURVE_KEYS if k in r}
+    return [records[s] for s in sorted(records)]
 
 
 def _parse(line: str) -> dict | None:

@@ -250,11 +250,9 @@ def _save_interrupted(out: Path, state: RunState, t0: float, log: RunLog, saved:
 
 
 def _stop_reason(state: RunState, tc: TrainConfig, dd: Distributed, device: torch.device) -> str | None:
-    """Why the run stops after this evaluation, if it does: patience spent (with every learning-rate
-    drop used, :meth:`RunState.drop_at_plateau`), or the wall-clock budget (rank 0's clock decides)."""
-    if state.bad_evals >= tc.patience:
-        return "early_stopping"
-    if tc.max_minutes > 0 and dd.broadcast(float(state.elapsed >= 60 * tc.max_minutes), device) > 0:
-        return "time_budget"
-    return None
-
+    """Why the run stops after this evaluation, if it does (:meth:`RunState.stop_reason`); rank 0's clock
+    decides whether the wall-clock budget is spent."""
+    reason = state.stop_reason(tc)
+    if reason == "early_stopping" or tc.max_minutes <= 0:
+        return reason
+    return "time_budget" if dd.broadcast(float(reason == "time_budget"), device) > 0 else None

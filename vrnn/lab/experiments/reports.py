@@ -9,6 +9,9 @@ machine stay in ``results.json``). Layouts (``report = ...`` in the experiment f
 * ``handwriting``      VRNN Table 1's IAM-OnDB column, and a Fig. 4-like grid of samples
 * ``time_to_quality``  a test-ELBO-against-training-time curve of one run
 
+An experiment that names no layout (a user's own) gets :func:`generic`: every run and seed of each data set,
+with its units, mean ± sd over seeds and the learning curves; no paper's text or numbers.
+
 Every layout also draws each data set's learning curves (validation ELBO against steps and
 minutes, every run on it) where the runs' records hold them, and is followed by the table of every
 run's search (settings chosen on the validation split, :func:`search_section`).
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...inference.evaluate import estimate_label
 from ...outputs.figures import pyplot, save_figure
 from .claims import by_seed, claims_table, compare, seed_mean
 
@@ -115,9 +119,9 @@ def seed_groups(found: list) -> dict:
     return groups
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[float], digits: int = 3) -> str:
     v = np.asarray(values)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
 
 def polyphonic(exp, results: dict) -> Path:
@@ -551,12 +555,61 @@ def time_to_quality(exp, results: dict) -> Path:
     return write(exp, lines)
 
 
+# ---- generic: an experiment that names no layout -----------------------------------------------
+def generic(exp, results: dict) -> Path:
+    """Any experiment's report: per data set, a table of every run and seed (ELBO and log-likelihood in nats per
+    step and per sequence, how it trained) with a mean ± sd row over each run's seeds, and its learning curves."""
+    ev, intro = exp.eval, exp.report_options.get("intro", [])
+    smc = ev.estimator == "smc"
+    lines = [f"# {exp.title}", "",
+             f"Written by `vrnn experiment {exp.path.name} --eval-only` from the checkpoints in checkpoints/. "
+             f"{ev.split.capitalize()} split; ELBO and log-likelihood in **nats per time step** (total over total "
+             "steps) and **nats per sequence** (mean over sequences), higher is better. Log-likelihood: exact for "
+             f"models without latent variables, else importance-sampled with K = {ev.iw_samples} posterior samples "
+             "(a stochastic lower bound that tightens with K)"
+             + (f"; SMC: the particle filter's estimate with K = {ev.iw_samples} particles" if smc else "")
+             + ". A run with several seeds has one row per seed and a row **mean ± sd** (standard deviation over "
+             "seeds).", "", *intro, *([""] if intro else [])]
+    figures = {p.stem.removeprefix("curves-"): p for p in learning_curves(exp, results)}
+    for data, spec in exp.data.items():
+        found = list(rows(exp, results, data))
+        if found:
+            lines += generic_table(data, spec, found, smc, ev.split)
+            lines += [f"![learning curves: {data}]({figures[data].name})", ""] if data in figures else []
+    return write(exp, lines)
+
+
+def generic_table(data: str, spec, found: list, smc: bool, split: str) -> list[str]:
+    """One data set's section of :func:`generic`."""
+    first = found[0][3]
+    keys = ["elbo", "log_likelihood", *(["log_likelihood_smc"] if smc else [])]
+    names = {"elbo": "ELBO", "log_likelihood": "log-lik.", "log_likelihood_smc": "log-lik. SMC"}
+    about = f"{spec.about.rstrip('.')}. " if spec.about else ""
+    lines = [f"## {data}", "", f"{about}{split.capitalize()} split: {first['num_sequences']} sequences, "
+             f"{first['num_steps']} steps; data scale: {first['data_scale']}.", "",
+             "| run | " + " | ".join(f"{names[k]} nats/step | {names[k]} nats/seq." for k in keys)
+             + " | log-lik. method | steps | stopped | train time |",
+             "| --- |" + " ---: | ---: |" * len(keys) + " --- | ---: | --- | ---: |"]
+    for run, group in seed_groups(found).items():
+        for label, r, info in group:
+            lines.append(f"| {label} | " + " | ".join(f"{fmt(r[k]['per_step_total'])} | {fmt(r[k]['per_sequence'], 2)}"
+                                                      for k in keys)
+                         + f" | {estimate_label(r)} | {info.get('steps', '—')} | {info.get('stopped', '—')} "
+                         f"| {duration(info.get('train_seconds'))} |")
+        if len(group) > 1:
+            cells = [_spread([r[k][norm] for _, r, _ in group], digits) for k in keys
+                     for norm, digits in (("per_step_total", 3), ("per_sequence", 2))]
+            lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells) + " | | | | |")
+    return lines + [""]
+
+
 REPORTS = {"bounds": bounds, "polyphonic": polyphonic, "speech": speech, "handwriting": handwriting, "time_to_quality": time_to_quality}
 
 
 def render(exp, results: dict) -> Path:
-    """``RESULTS.md`` in the experiment's layout, followed by the table of every search (:func:`search_section`)."""
-    out = REPORTS[exp.report](exp, results)
+    """``RESULTS.md`` in the experiment's layout (:func:`generic` when it names none), followed by the table of
+    every search (:func:`search_section`)."""
+    out = REPORTS[exp.report](exp, results) if exp.report else generic(exp, results)
     section = search_section(exp, results)
     return write(exp, out.read_text().splitlines() + [""] + section) if section else out
 

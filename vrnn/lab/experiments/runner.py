@@ -36,18 +36,17 @@ from ...api import evaluate_checkpoint
 from ...checkpoint import export_checkpoint, load_checkpoint
 from ...training.config import load_config
 from ...data import DataConfig, SequenceData, load_dataset
-from ...data.recipes import prepare
-from ...data.resolve import data_reference, portable_meta
+from ...data.recipes import RECIPES, prepare
+from ...data.resolve import DATA_DIR, data_reference, locate, portable_meta
 from ...errors import VrnnError
 from ...hardware import describe_hardware
+from ...training.run import learning_curve
 from ...training.trainer import fit
 from .reports import render
 from .search import candidate_run, check_chosen, committed, score_search
 from .spec import EvalSpec, Experiment, RunSpec
 
 MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
-CURVE_KEYS = ("step", "epoch", "elapsed_s", "valid_elbo_per_step", "valid_score_per_step", "train_elbo_per_step",
-              "kl_weight", "lr")
 
 
 def default_data_dir(exp: Experiment) -> Path:
@@ -56,38 +55,64 @@ def default_data_dir(exp: Experiment) -> Path:
 
 
 def resolve_source(exp: Experiment, name: str, data_dir: Path) -> str:
-    """The ``data.source`` of data set ``name``: its file under ``data_dir``, or its prepared name (prepared now
-    with the recipe's options if it is not cached yet)."""
+    """The ``data.source`` of data set ``name``: its file (under ``data_dir`` for ``{data_dir}/...``, else relative
+    to the experiment file's folder), or its prepared name (prepared now with ``prepare``'s recipe and options if
+    it is not cached yet; without ``prepare``, a name ``vrnn prepare`` has cached already)."""
     spec = exp.data[name]
-    fill = lambda v: v.replace("{data_dir}", str(data_dir)) if isinstance(v, str) else v  # noqa: E731
     if spec.prepare:
-        opts = {k: fill(v) for k, v in spec.prepare.items() if k != "recipe"}
-        if "source" in opts and not Path(opts["source"]).exists():
-            raise VrnnError(f"{opts['source']}: not found (data set {name!r} of {exp.path}); pass --data-dir with "
-                            f"the folder that holds it")
+        opts = {k: _data_path(exp, name, v, data_dir) if k == "source" else v for k, v in spec.prepare.items()
+                if k != "recipe"}
         prepare(spec.prepare.get("recipe", spec.source), save_as=spec.source, **opts)
         return spec.source
-    source = fill(spec.source)
-    if not Path(source).exists():
-        raise VrnnError(f"{source}: not found (data set {name!r} of {exp.path}); pass --data-dir with the folder "
-                        f"that holds it")
+    if DATA_DIR in spec.source:
+        return _data_path(exp, name, spec.source, data_dir)
+    return _own_source(exp, name, spec.source)
+
+
+def _data_path(exp: Experiment, name: str, given: str, data_dir: Path) -> str:
+    """A path of data set ``name`` that must exist: ``{data_dir}/...`` inside ``data_dir``, else relative to the
+    experiment file's folder (or absolute)."""
+    if DATA_DIR in given:
+        path, fix = Path(given.replace(DATA_DIR, str(data_dir))), "pass --data-dir with the folder that holds it"
+    else:
+        path, fix = exp.folder / Path(given).expanduser(), f"give a path relative to {exp.folder} (or absolute)"
+    if not path.exists():
+        raise VrnnError(f"{path}: not found (data set {name!r} of {exp.path}); {fix}")
+    return str(path)
+
+
+def _own_source(exp: Experiment, name: str, source: str) -> str:
+    """A ``source`` without ``{data_dir}``: a file or folder relative to the experiment file's folder (or
+    absolute), else the name of a data set ``vrnn prepare`` has cached; one line saying what to do otherwise."""
+    setting = f"{exp.path} [data.{name}] source"
+    path = exp.folder / Path(source).expanduser()
+    if path.is_dir():
+        raise VrnnError(f"{setting} {path}: a folder, not a data file; build a data set from it with "
+                        f'prepare = {{ recipe = "midi", source = "{source}" }} in [data.{name}] (recipes: '
+                        f"{', '.join(sorted(RECIPES))})")
+    if path.suffix or path.exists() or "/" in source:
+        located, _ = locate(str(path), setting, f"give a data file relative to {exp.folder} (or absolute), "
+                                                "or a prepared data set's name")
+        return str(located)
+    locate(source, setting, f'prepare it first (`vrnn prepare RECIPE --as {source}`, or add prepare = {{ recipe '
+                            f'= "..." }} to [data.{name}]), or give a data file relative to {exp.folder}')
     return source
+
+
+def run_config(exp: Experiment, run: RunSpec) -> Path | str:
+    """``run``'s config file: relative to the repository root (an experiment in ``benchmarks/NAME/``), else to the
+    experiment file's folder; a name without a suffix found in neither is a shipped preset's."""
+    for base in (exp.root, exp.folder):
+        if (base / run.config).is_file():
+            return base / run.config
+    if Path(run.config).suffix:
+        raise VrnnError(f"{exp.path}: [runs.{run.name}] config {run.config!r} is neither in {exp.root} nor in "
+                        f"{exp.folder}; give a path relative to one of them, or a preset's name (e.g. vrnn-bernoulli)")
+    return run.config
 
 
 def run_dir(work: Path, run: RunSpec, data: str, seed: int) -> Path:
     return work / data / run.key(seed)
-
-
-def learning_curve(log: Path) -> list[dict]:
-    """The validation records of a run's ``log.jsonl`` (one per evaluation), without duplicates from resumes."""
-    if not log.is_file():
-        return []
-    records: dict[int, dict] = {}
-    for line in log.read_text().splitlines():
-        r = json.loads(line)
-        if "valid_elbo_per_step" in r:  # evaluations only (a resume with --allow-changes logs its changes too)
-            records[r["step"]] = {k: r[k] for k in CURVE_KEYS if k in r}
-    return [records[s] for s in sorted(records)]
 
 
 def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, work: Path, *, resume: bool,
@@ -95,7 +120,7 @@ def train_run(exp: Experiment, run: RunSpec, data: str, seed: int, source: str, 
     """Train one (run, data set, seed) in segments; the info of the finished run, or None if ``deadline``
     (a ``time.monotonic()`` value) came first and the run is left to ``--resume``."""
     sets = [f"data.source={json.dumps(source)}", f"train.seed={seed}", *run.overrides, *overrides]
-    cfg = load_config(exp.root / run.config, sets)
+    cfg = load_config(run_config(exp, run), sets)
     total, seg = cfg.train.max_steps, run.segment_steps or cfg.train.max_steps
     if seg % cfg.train.eval_every and seg != total:
         raise VrnnError(f"{exp.path}: [runs.{run.name}] segment_steps={seg} is not a multiple of train.eval_every="

@@ -2,8 +2,9 @@
 
 ::
 
-    title = "Polyphonic music: SRNN Table 2"
-    report = "polyphonic"                     # the table layout (vrnn.lab.experiments.reports)
+    title = "Polyphonic music: SRNN Table 2"  # optional: the file's name (its folder's, for experiment.toml)
+    report = "polyphonic"                     # optional: a paper's table layout (vrnn.lab.experiments.reports);
+                                              # without it, the generic report of every run and seed
 
     [eval]                                    # how every checkpoint is evaluated
     split = "test"
@@ -12,10 +13,10 @@
     smc_particles = [40, 250, 1000]           # optional: latent models also get the particle filter's
                                               # per-sequence log p(x) at each K (results.json: smc_particles)
 
-    [data.jsb-pickle]                         # a data set: a file (under --data-dir) or a prepared name
-    source = "{data_dir}/polyphonic/jsb_chorales.pickle"
+    [data.jsb-pickle]                         # a data set: a file (under --data-dir, or relative to this
+    source = "{data_dir}/polyphonic/jsb_chorales.pickle"   # file's folder) or a prepared name ("chorales")
     about = "JSB Chorales, canonical pickle: quarter-note steps"
-    # prepare = { recipe = "fsdd", source = "{data_dir}/speech/fsdd/recordings" }   (for prepared sets)
+    # prepare = { recipe = "fsdd", source = "{data_dir}/speech/fsdd/recordings" }   (prepared here if not yet)
 
     [runs.rnn]                                # a model trained on each of its data sets, once per seed
     label = "RNN (Bernoulli output)"
@@ -33,8 +34,9 @@
                                               # least this are eligible (latents in use); 0: any
 
 Anything else a report needs (published numbers, notes) lives in ``[report_options]``. Paths
-in ``source`` may use ``{data_dir}`` (the ``--data-dir`` flag); every other path is relative
-to the repository root that holds the experiment's folder.
+in ``source`` may use ``{data_dir}`` (the ``--data-dir`` flag); other data paths are relative to the
+experiment file's folder. A run's ``config`` is relative to the repository root that holds the
+experiment's folder (``benchmarks/NAME/``), else to the experiment file's folder, or a preset's name.
 """
 from __future__ import annotations
 
@@ -149,14 +151,14 @@ class ExperimentTable(Checked):
     runs: dict = field(default_factory=dict)
     report_options: dict = field(default_factory=dict)
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ("title", "report", "runs")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("runs",)
 
 
 @dataclass(frozen=True)
 class Experiment:
     path: Path  # the experiment file
     title: str
-    report: str
+    report: str  # a named layout of reports.REPORTS, or "" for the generic report
     data: dict[str, DataSpec]
     runs: dict[str, RunSpec]
     eval: EvalSpec
@@ -169,7 +171,8 @@ class Experiment:
     @property
     def root(self) -> Path:
         """The repository root: config paths are relative to it (the experiment lives in benchmarks/NAME/)."""
-        return self.path.resolve().parents[2]
+        parents = self.path.resolve().parents
+        return parents[min(2, len(parents) - 1)]
 
     def checkpoint(self, run: RunSpec, data: str, seed: int) -> Path:
         return self.folder / "checkpoints" / data / f"{run.key(seed)}.pt"
@@ -201,15 +204,17 @@ def load_experiment(path: str | Path) -> Experiment:
     top.check(where)
     from .reports import REPORTS
 
-    if top.report not in REPORTS:
-        raise VrnnError(f"{path}: unknown report {top.report!r}; choose one of {sorted(REPORTS)}")
+    if top.report and top.report not in REPORTS:
+        raise VrnnError(f"{path}: unknown report {top.report!r}; choose one of {sorted(REPORTS)}, or leave report "
+                        f"out for the generic report")
     data = {name: dataclasses.replace(build_dataclass(DataSpec, d, where, f"data.{name}"), name=name)
             for name, d in top.data.items()}
     for spec in data.values():
         spec.check(where)
     runs = {name: _run_spec(name, build_dataclass(RunTable, r, where, f"runs.{name}"),
                             data, where) for name, r in top.runs.items()}
-    return Experiment(path.resolve(), top.title, top.report, data, runs, top.eval, top.report_options)
+    title = top.title or (path.resolve().parent.name if path.stem == "experiment" else path.stem)
+    return Experiment(path.resolve(), title, top.report, data, runs, top.eval, top.report_options)
 
 
 def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> RunSpec:
