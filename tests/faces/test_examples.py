@@ -3,6 +3,7 @@ evaluated (ELBO, IS, SMC), trained with FIVO and sampled from the command line a
 change to the library — as the README's "Add your own model" walks through."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,17 +69,16 @@ def test_an_unimportable_model_kind_is_one_clean_line(tmp_path):
 
 def test_the_readme_add_your_own_model_runs_as_written(tmp_path):
     """The README's "Add your own model" commands, run as written from a folder that holds examples/ and
-    the user's mine.npz (binary frames): STORN trains to its early stop, evaluates with IS and SMC, trains
-    with FIVO and samples."""
+    the user's my-series.npz (real-valued frames, as the README's own-data section writes): STORN trains to
+    its early stop, evaluates with IS and SMC, trains with FIVO and samples."""
     from conftest import write_arrays
 
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Add your own model", 1)[1].split("\n## ", 1)[0]
-    lines = [line[4:] for line in section.splitlines() if line.startswith("    ")]
-    script = "\n".join(lines)
+    script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     assert script.startswith("vrnn train --config examples/storn.toml") and script.count("vrnn ") == 4
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    write_arrays(tmp_path / "mine.npz", dim=5, binary=True)
+    write_arrays(tmp_path / "my-series.npz", dim=5)
     env = {**os.environ, "PATH": f"{VRNN.parent}{os.pathsep}{os.environ['PATH']}"}
     p = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr

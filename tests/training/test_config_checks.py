@@ -132,7 +132,7 @@ def test_a_checkpoint_with_a_bad_stored_value_is_refused_by_name(tmp_path, capsy
 
 @pytest.fixture
 def stopped_run(tmp_path, capsys):
-    """A tiny VRNN run stopped after 2 steps, trained with --set train.lr=3e-4 (the README's first command)."""
+    """A tiny VRNN run stopped after 2 steps, trained with --set train.lr=3e-4 (docs/training.md's first command)."""
     data = write_arrays(tmp_path / "d.npz", dim=5, binary=True)
     out = tmp_path / "run"
     first = ["--config", "configs/vrnn-bernoulli.toml", "--set", f"data.source={data}", *TINY]
