@@ -129,7 +129,7 @@ def bad_inputs(runs: dict, tmp: Path) -> list[tuple[list, tuple]]:
     return [([tmp / "missing"], ("missing", "not found", "vrnn train --out")),
             ([tmp / "empty"], ("empty", "not a run folder", "vrnn train --out")),
             ([tmp / "notes.txt"], ("notes.txt", "checkpoint (.pt)")),
-            ([tmp / "broken.pt"], ("broken.pt", "not a readable vrnn checkpoint")),
+            ([tmp / "broken.pt"], ("broken.pt", "not a vrnn checkpoint (a text file)")),
             ([tmp / "foreign.pt"], ("foreign.pt", "not a vrnn checkpoint")),
             ([vrnn, runs["iwae"][0]], ("iwae", "iwae (K = 2)", "elbo", "train.objective")),
             ([vrnn, "--plot", tmp / "taken.png"], ("taken.png", "--overwrite", "--plot"))]
