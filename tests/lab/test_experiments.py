@@ -311,10 +311,21 @@ def test_an_experiment_without_a_layout_gets_the_generic_report(study, tmp_path)
     mean_row = next(x for x in lines if x.startswith("| **VRNN: mean ± sd, 2 seeds** |"))
     assert f"{np.mean(seeds):.3f} ± {np.std(seeds, ddof=1):.3f}" in mean_row
     assert sum(x.startswith("| rnn |") for x in lines) == 2 and "| VRNN (seed 1) |" in text
+    kls = [results["evaluations"]["file"][f"vrnn-seed{s}"]["kl"]["per_step_total"] for s in (0, 1)]
+    assert "| KL nats/step |" in text and f"{np.mean(kls):.3f} ± {np.std(kls, ddof=1):.3f}" in mean_row
     for data in ("mine", "file"):
         assert f"](curves-{data}.png)" in text and (study.parent / f"curves-{data}.png").stat().st_size > 0
     assert main(["experiment", str(study), "--eval-only"]) == 0
     assert out.read_text() == text
+
+
+def test_the_generic_report_measures_the_experiments_claims(study, tmp_path):
+    study.write_text(USER + '\n[[report_options.claims]]\nclaim = "latents help"\npaper = "yes"\nkind = "likelihood"\n'
+                     'data = "file"\na = "vrnn"\nb = "rnn"\n')
+    text = run_experiment(study, work=tmp_path / "work", quiet=True).read_text()
+    row = next(x for x in text.splitlines() if x.startswith("| 1 | latents help (file) |"))
+    assert "ahead in" in row and row.rstrip().endswith(("(2 vs 1 seed) |", "nats per step (< 0.01); its lead is the "
+                                                        "architecture's |"))
 
 
 def test_a_named_layout_still_renders_its_paper_table(repo):

@@ -569,7 +569,8 @@ def generic(exp, results: dict) -> Path:
              "(a stochastic lower bound that tightens with K)"
              + (f"; SMC: the particle filter's estimate with K = {ev.iw_samples} particles" if smc else "")
              + ". A run with several seeds has one row per seed and a row **mean ± sd** (standard deviation over "
-             "seeds).", "", *intro, *([""] if intro else [])]
+             "seeds). KL: the ELBO's KL term in nats per time step (near 0: the latents are unused).", "",
+             *intro, *([""] if intro else []), *claims_table(exp, results)]
     figures = {p.stem.removeprefix("curves-"): p for p in learning_curves(exp, results)}
     for data, spec in exp.data.items():
         found = list(rows(exp, results, data))
@@ -588,17 +589,18 @@ def generic_table(data: str, spec, found: list, smc: bool, split: str) -> list[s
     lines = [f"## {data}", "", f"{about}{split.capitalize()} split: {first['num_sequences']} sequences, "
              f"{first['num_steps']} steps; data scale: {first['data_scale']}.", "",
              "| run | " + " | ".join(f"{names[k]} nats/step | {names[k]} nats/seq." for k in keys)
-             + " | log-lik. method | steps | stopped | train time |",
-             "| --- |" + " ---: | ---: |" * len(keys) + " --- | ---: | --- | ---: |"]
+             + " | KL nats/step | log-lik. method | steps | stopped | train time |",
+             "| --- |" + " ---: | ---: |" * len(keys) + " ---: | --- | ---: | --- | ---: |"]
     for run, group in seed_groups(found).items():
         for label, r, info in group:
             lines.append(f"| {label} | " + " | ".join(f"{fmt(r[k]['per_step_total'])} | {fmt(r[k]['per_sequence'], 2)}"
                                                       for k in keys)
-                         + f" | {estimate_label(r)} | {info.get('steps', '—')} | {info.get('stopped', '—')} "
+                         + f" | {fmt(r['kl']['per_step_total'])} | {estimate_label(r)} | {info.get('steps', '—')} | {info.get('stopped', '—')} "
                          f"| {duration(info.get('train_seconds'))} |")
         if len(group) > 1:
             cells = [_spread([r[k][norm] for _, r, _ in group], digits) for k in keys
                      for norm, digits in (("per_step_total", 3), ("per_sequence", 2))]
+            cells.append(_spread([r["kl"]["per_step_total"] for _, r, _ in group], 3))
             lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells) + " | | | | |")
     return lines + [""]
 
