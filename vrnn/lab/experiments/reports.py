@@ -561,8 +561,10 @@ def generic(exp, results: dict) -> Path:
     step and per sequence, how it trained) with a mean ± sd row over each run's seeds, and its learning curves."""
     ev, intro = exp.eval, exp.report_options.get("intro", [])
     smc = ev.estimator == "smc"
+    # a benchmark of a repository (benchmarks/NAME/) by its path from the root; a user's own file by its name
+    shown = exp.path.relative_to(exp.root) if exp.folder.parent.name == "benchmarks" else exp.path.name
     lines = [f"# {exp.title}", "",
-             f"Written by `vrnn experiment {exp.path.name} --eval-only` from the checkpoints in checkpoints/. "
+             f"Written by `vrnn experiment {shown} --eval-only` from the checkpoints in checkpoints/. "
              f"{ev.split.capitalize()} split; ELBO and log-likelihood in **nats per time step** (total over total "
              "steps) and **nats per sequence** (mean over sequences), higher is better. Log-likelihood: exact for "
              f"models without latent variables, else importance-sampled with K = {ev.iw_samples} posterior samples "
