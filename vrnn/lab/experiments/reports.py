@@ -198,7 +198,7 @@ def polyphonic_targets(published: list[dict], data: str, found: list) -> list[st
             worst = min(v)
             ok = worst >= p["value"] if p.get("every_seed") else float(np.mean(v)) >= p["value"]
             seeds = f", worst of {len(v)} seeds {worst:.3f}" if len(v) > 1 else ""
-            verdicts.append(f"{run.label} {_spread(v)}{seeds} ({float(np.mean(v)) - p['value']:+.3f}): "
+            verdicts.append(f"{run.label} {_spread(v)}{seeds} (mean − published {float(np.mean(v)) - p['value']:+.3f}): "
                             f"{'met' if ok else 'NOT met'}")
         rule = " on every seed" if p.get("every_seed") else ""
         head = (f"- {p['label']}: {p['what']} {p['value']:.2f}" if p.get("value") is not None
