@@ -25,17 +25,12 @@ import numpy as np
 
 from ...inference.evaluate import estimate_label
 from ...outputs.figures import pyplot, save_figure
+from ...training.compare import duration
 from .claims import by_seed, claims_table, compare, seed_mean
 
 
 def fmt(v, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
-
-
-def duration(s) -> str:
-    if s is None:
-        return "—"
-    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
 
 def command(exp, eval_only: bool = True) -> str:
