@@ -120,3 +120,25 @@ def test_an_unknown_estimator_is_a_one_line_error_naming_the_claim():
     with pytest.raises(VrnnError, match=r"experiment.toml: report_options.claims\[0\].estimator = 'pf'; choose one of "
                                         r"is, smc"):
         claims.claims_table(exp, res)
+
+
+def test_published_targets_every_seed_above_another_run_and_within_a_margin():
+    from vrnn.lab.experiments.reports import polyphonic_targets
+    from vrnn.lab.experiments.spec import RunSpec
+
+    def found(name, values):
+        run = RunSpec(name=name, label=name.upper(), config="c.toml", data=("d",))
+        return [(run, None, f"{name} {i}", {"log_likelihood": {"per_step_total": v}}, {}) for i, v in enumerate(values)]
+
+    base, overlap, clear = found("rnn", [-5.3, -5.1]), found("vrnn", [-5.2, -4.9]), found("srnn", [-5.05, -5.0])
+    above = {"data": "d", "label": "above", "what": "log-likelihood", "above": "rnn", "every_seed": True,
+             "targets": ["vrnn", "srnn"]}
+    text = "\n".join(polyphonic_targets([above], "d", base + overlap + clear))
+    # vrnn's mean is above rnn's, but its worst seed is below rnn's best: not above on every seed
+    assert "VRNN -5.050 ± 0.212 vs -5.200 ± 0.141 (worst seed -5.200, best of theirs -5.100): NOT above" in text
+    assert "SRNN -5.025 ± 0.035 vs -5.200 ± 0.141 (worst seed -5.050, best of theirs -5.100): above" in text
+    near = {"data": "d", "label": "published", "what": "log-likelihood", "value": -5.19, "margin": 0.1,
+            "targets": ["rnn"]}
+    assert "met at -5.29 or above (within 0.1)" in "\n".join(polyphonic_targets([near], "d", base))
+    assert ": met." in "\n".join(polyphonic_targets([near], "d", base))  # mean -5.2 >= -5.29
+    assert "NOT met" in "\n".join(polyphonic_targets([near | {"margin": 0.0}], "d", base))

@@ -423,6 +423,26 @@ def test_the_chosen_candidate_is_the_best_on_validation_and_the_seeds_train_with
         assert (cfg["train"]["lr"], cfg["model"]["hidden"]) == (lr, hidden)
 
 
+def test_the_seed_the_search_trained_already_is_its_chosen_candidate_not_a_second_training(searched, tmp_path):
+    from vrnn.lab.experiments import runner
+
+    root, out, _ = searched
+    folder, exp = out.parent, load_experiment(out.parent / "experiment.toml")
+    table = json.loads((folder / "checkpoints/search/rnn/search.json").read_text())
+    chosen = folder / f"checkpoints/search/rnn/c{table['chosen']}.pt"
+    seed0, seed1 = (json.loads((folder / f"checkpoints/rolls/rnn-seed{s}.json").read_text()) for s in (0, 1))
+    assert (folder / "checkpoints/rolls/rnn-seed0.pt").read_bytes() == chosen.read_bytes()
+    assert f"c{table['chosen']}" in seed0["reused"] and "reused" not in seed1 and "search" not in seed0
+    assert not (root / "runs/rolls/rnn-seed0").exists() and (root / "runs/rolls/rnn-seed1/best.pt").is_file()
+    # the copy stands for a run that training would reproduce exactly: train it and compare the weights
+    run = exp.runs["rnn"]
+    info = runner.train_run(exp, run, "rolls", 0, str(root.parent / "data" / "rolls.npz"), tmp_path, resume=False,
+                            overrides=table["chosen_set"], deadline=float("inf"), quiet=True)
+    fresh = runner.export(exp, run, "rolls", 0, tmp_path, info, root.parent / "data", dest=tmp_path / "fresh.pt")
+    a, b = load_checkpoint(fresh)["model"], load_checkpoint(chosen)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ties_go_to_the_first_candidate_and_a_non_finite_score_never_wins():
     from vrnn.lab.experiments.search import choose
 

@@ -29,6 +29,7 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -188,6 +189,23 @@ def train_search(exp: Experiment, run: RunSpec, source: str, work, data_dir: Pat
         export(exp, cand, run.search_data, run.search_seed, work / "search", info | {"search": list(overrides)},
                data_dir, dest=exp.search_folder(run) / f"c{i}.pt")
     return all(committed(exp, run, i) for i in range(len(run.candidates())))
+
+
+def reuse_candidate(exp: Experiment, run: RunSpec, table: dict) -> Path:
+    """The seed of ``run`` that trains on the search's data with the search's seed: the chosen candidate is that
+    very run (same data, seed and settings; training is deterministic), so its committed checkpoint is copied
+    rather than trained twice, and its .json says so."""
+    i, dest = table["chosen"], exp.checkpoint(run, run.search_data, run.search_seed)
+    src = exp.search_folder(run) / f"c{i}.pt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    info = {k: v for k, v in json.loads(src.with_suffix(".json").read_text()).items() if k != "search"}
+    info |= {"run": run.name, "search_chosen": table["chosen_set"],
+             "reused": f"search candidate c{i}: the same data, seed and settings, trained once"}
+    dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
+    print(f"== {run.search_data} / {run.key(run.search_seed)}: the search's chosen candidate c{i} (same data, seed "
+          f"and settings) -> {dest.relative_to(exp.root)}", flush=True)
+    return dest
 
 
 def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, dict]) -> dict[str, dict]:
@@ -381,6 +399,9 @@ def _train_cells(exp: Experiment, sources: dict[str, str], work: Path, data_dir:
             print(f"== {d} / {run.key(seed)}: waits for its search to finish; continue with --resume", flush=True)
             continue
         chosen = scored[run.name]["chosen_set"] if run.search else []
+        if run.search and (d, seed) == (run.search_data, run.search_seed) and not overrides:
+            reuse_candidate(exp, run, scored[run.name])
+            continue
         info = train_run(exp, run, d, seed, sources[d], work, overrides=[*chosen, *overrides], **how)
         if info is not None:
             export(exp, run, d, seed, work, info | ({"search_chosen": chosen} if run.search else {}), data_dir)
