@@ -26,7 +26,7 @@ def _device(device: str | torch.device) -> torch.device:
 def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int = 40, batch_size: int = 64,
                         data_source: str | None = None, seed: int = EVAL_SEED, device: str | torch.device = "cpu",
                         data: SequenceData | None = None, per_sequence: bool = False, whole: bool = False,
-                        estimator: str = "is") -> dict:
+                        estimator: str = "is", particles: tuple[int, ...] = ()) -> dict:
     """``vrnn eval``: the report of :func:`vrnn.inference.evaluate.evaluate` for a checkpoint file.
 
     The data are the checkpoint's own data set, or ``data_source`` (a prepared name or a file), or ``data``
@@ -35,7 +35,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
     ``whole`` scores every sequence of every split (in the order train, valid, test; the report's
     ``split`` is ``"all"`` and ``splits`` counts each), each with the same noise, and so the same
     numbers, as in its own split's evaluation. ``per_sequence`` adds every sequence's numbers (see
-    :func:`vrnn.inference.evaluate.evaluate`). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
+    :func:`vrnn.inference.evaluate.evaluate`); ``particles`` adds the particle filter's estimates at each K
+    (``smc_particles``). ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a torch.device.
     """
     check_count(iw_samples, "--iw-samples")
     check_count(batch_size, "--batch-size")
@@ -55,7 +56,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
         keys += split_keys(s, len(part))
     model.to(device)
     report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.name,
-                      split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys, estimator=estimator)
+                      split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys, estimator=estimator,
+                      particles=tuple(particles))
     if whole:
         report["splits"] = {s: len(data.splits[s]) for s in parts}
     report["checkpoint"] = str(path)

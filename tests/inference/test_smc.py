@@ -240,3 +240,41 @@ def test_early_stopping_follows_the_trained_bound(tmp_path, binary_npz, objectiv
         assert scores == [r["valid_elbo_per_step"] for r in log]
     else:  # a bound's own score, not the ELBO under another name
         assert all(abs(r["valid_score_per_step"] - r["valid_elbo_per_step"]) > 1e-6 for r in log)
+
+
+def test_particle_filter_at_several_k_in_one_evaluation_matches_one_evaluation_per_k(monkeypatch):
+    """``evaluate(particles=...)`` gives each K the numbers an ``estimator="smc"`` evaluation with ``iw_samples=K``
+    gives, runs the importance-sampling pass once (at ``iw_samples``) and the filter once per K."""
+    import numpy as np
+
+    from vrnn.data import Normalizer
+    from vrnn.inference import evaluate as ev
+
+    model = build_kind("vrnn").eval()
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(n, 3)).astype(np.float32) for n in (4, 7, 5)]
+    norm = Normalizer()  # mean 0, std 1: the identity
+    one = {k: ev.evaluate(model, seqs, norm, iw_samples=k, batch_size=2, estimator="smc", per_sequence=True)
+           for k in (3, 6)}
+    calls = {"is": 0, "smc": 0}
+    forward, filt = type(model).forward, ev.particle_filter
+
+    def count_is(self, *a, **kw):
+        calls["is"] += 1
+        return forward(self, *a, **kw)
+
+    def count_smc(*a, **kw):
+        calls["smc"] += 1
+        return filt(*a, **kw)
+
+    monkeypatch.setattr(type(model), "forward", count_is)
+    monkeypatch.setattr(ev, "particle_filter", count_smc)
+    both = ev.evaluate(model, seqs, norm, iw_samples=3, batch_size=8, estimator="smc", per_sequence=True,
+                       particles=(3, 6))
+    assert calls == {"is": 1, "smc": 2}  # one batch: IS once at K = 3, the filter at K = 3 (shared) and at K = 6
+    for k in (3, 6):
+        assert both["smc_particles"][str(k)]["sequences"] == one[k]["sequences"]["log_likelihood_smc"]
+        assert both["smc_particles"][str(k)]["log_likelihood"] == one[k]["log_likelihood_smc"]
+    assert both["log_likelihood"] == one[3]["log_likelihood"]
+    rnn = ev.evaluate(build_kind("rnn").eval(), seqs, norm, iw_samples=3, particles=(3, 6))
+    assert "smc_particles" not in rnn  # no latent variables: nothing to filter

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import one_error_line, write_arrays, write_midi_folder
+from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
@@ -98,6 +99,16 @@ def test_train_export_evaluate_and_eval_only_reproduces_the_table(repo):
     assert main(["experiment", str(folder / "experiment.toml"), "--eval-only", "--data-dir",
                  str(repo.parent / "data")]) == 0
     assert out.read_text() == table
+    # [eval] smc_particles: the particle filter at each K for the latent models, the numbers of a plain evaluation
+    path = folder / "experiment.toml"
+    path.write_text(path.read_text().replace("iw_samples = 3", "iw_samples = 3\nsmc_particles = [2, 5]"))
+    _run(repo, eval_only=True)
+    results = json.loads((folder / "results.json").read_text())["evaluations"]["rolls"]
+    assert "smc_particles" not in results["rnn"]
+    alone = evaluate_checkpoint(folder / "checkpoints/rolls/vrnn-seed1.pt", iw_samples=5, batch_size=4,
+                                data_source=str(repo.parent / "data" / "rolls.npz"), estimator="smc", per_sequence=True)
+    assert sorted(results["vrnn-seed1"]["smc_particles"]) == ["2", "5"]
+    assert results["vrnn-seed1"]["smc_particles"]["5"]["sequences"] == alone["sequences"]["log_likelihood_smc"]
 
 
 def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, tmp_path):

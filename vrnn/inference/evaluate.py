@@ -69,10 +69,14 @@ def sequence_uniforms(lengths: list[int], keys: list[tuple[int, ...]], seed: int
 @torch.no_grad()
 def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: int = 1, batch_size: int = 128,
                     seed: int = EVAL_SEED, device: str | torch.device = "cpu",
-                    keys: list[tuple[int, ...]] | None = None, smc: bool = False) -> dict[str, torch.Tensor]:
+                    keys: list[tuple[int, ...]] | None = None, smc: bool = False,
+                    particles: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
     """Per-sequence ELBO, KL and log-likelihood (exact, or IS with ``iw_samples``), in model units;
     with ``smc`` also ``log_likelihood_smc``, a particle filter's estimate with as many particles
-    (the model's posterior as proposal, :mod:`vrnn.inference.smc`) on the same noise.
+    (the model's posterior as proposal, :mod:`vrnn.inference.smc`) on the same noise. A latent model
+    with ``particles`` also gets ``smc_at_K`` for each K: the particle filter alone with K particles
+    (the same numbers as ``log_likelihood_smc`` of an evaluation with ``iw_samples = K``, without its
+    importance-sampling pass; a K equal to ``iw_samples`` under ``smc`` reuses ``log_likelihood_smc``).
 
     Sequences are batched in order of length to keep padding small (and within
     :data:`MAX_ROW_STEPS` to bound memory); results come back in the input order. Sequence i's
@@ -99,14 +103,32 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
             uniforms = sequence_uniforms([len(seqs[i]) for i in idx], [keys[i] for i in idx], seed, device)
             ll_smc[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
     lengths = torch.tensor([len(a) for a in seqs], dtype=torch.float64)
-    return {"elbo": elbo, "log_likelihood": ll, "kl": kl, "lengths": lengths} | ({"log_likelihood_smc": ll_smc}
-                                                                                   if smc else {})
+    out = {"elbo": elbo, "log_likelihood": ll, "kl": kl, "lengths": lengths} | ({"log_likelihood_smc": ll_smc}
+                                                                                if smc else {})
+    for kk in particles if model.has_latents else ():
+        out[f"smc_at_{kk}"] = ll_smc.clone() if smc and kk == k else particle_filter_only(
+            model, seqs, kk, batch_size, seed, device, keys)
+    return out
+
+
+def particle_filter_only(model: SequenceModel, seqs: list[np.ndarray], k: int, batch_size: int, seed: int,
+                         device: torch.device, keys: list[tuple[int, ...]]) -> torch.Tensor:
+    """Per-sequence particle-filter estimates with ``k`` particles, on the noise :func:`score_sequences` gives
+    sequence i with ``iw_samples = k`` (its numbers, without the importance-sampling pass)."""
+    est = torch.zeros(len(seqs), dtype=torch.float64)
+    for idx in length_batches([len(a) for a in seqs], batch_size, k):
+        x, mask = pad_batch([seqs[i] for i in idx], device)
+        lens, ks = [len(seqs[i]) for i in idx], [keys[i] for i in idx]
+        noise = sequence_noise(model, lens, ks, k, seed, device, x.dtype)
+        uniforms = sequence_uniforms(lens, ks, seed, device)
+        est[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
+    return est
 
 
 def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalizer, iw_samples: int = 40,
              batch_size: int = 128, seed: int = EVAL_SEED, device="cpu", dataset: str = "?",
              split: str = "test", per_sequence: bool = False, keys: list[tuple[int, ...]] | None = None,
-             estimator: str = "is") -> dict:
+             estimator: str = "is", particles: tuple[int, ...] = ()) -> dict:
     """The evaluation report: every number in nats, under three normalisations.
 
     ``seqs`` are in original units; they are normalised here with the model's normaliser.
@@ -116,13 +138,16 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     split gets the same numbers in any batch. ``estimator = "smc"`` adds ``log_likelihood_smc``,
     the particle filter's estimate beside the importance-sampled one. Discrete emissions (bernoulli,
     nade, dlogistic) on unnormalised data add ``bits_per_frame``: −log₂ p per step from ``log_likelihood``.
+    ``particles`` (a latent model): ``smc_particles`` adds the particle filter's estimate at each K, model units:
+    ``{"K": {"log_likelihood": its normalisations, "sequences": per-sequence totals}}``.
     """
     if estimator not in ("is", "smc"):
         raise VrnnError(f"--estimator {estimator!r}: choose is or smc")
     x = [normalizer(a) for a in seqs]
     keys = split_keys(split, len(seqs)) if keys is None else keys
     smc = estimator == "smc" and model.has_latents
-    scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys, smc=smc)
+    scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys, smc=smc, particles=particles)
+    at_k = {kk: scores.pop(f"smc_at_{kk}") for kk in particles if f"smc_at_{kk}" in scores}
     lengths = scores["lengths"]
     exact = not model.has_latents
     report = {
@@ -146,6 +171,9 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     elif estimator == "smc":  # no latent variables: every estimator is the exact likelihood
         report["log_likelihood_smc"] = report["log_likelihood"]
         report["smc"] = {"particles": None, "proposal": "none: exact", "resampling": "none"}
+    if at_k:
+        report["smc_particles"] = {str(kk): {"log_likelihood": normalisations(v, lengths), "sequences": v.tolist()}
+                                   for kk, v in at_k.items()}
     if emission_class(model.cfg.emission.name).discrete and normalizer.identity:  # a probability: bits compare
         report["bits_per_frame"] = bits_per_frame(report["log_likelihood"])
     if per_sequence:

@@ -45,7 +45,7 @@ from ...training.run import learning_curve
 from ...training.trainer import fit
 from .reports import render
 from .search import candidate_run, check_chosen, committed, score_search
-from .spec import EvalSpec, Experiment, RunSpec
+from .spec import Experiment, RunSpec
 
 MAX_CHECKPOINT_MB = 10  # what one committed checkpoint may weigh
 
@@ -275,17 +275,6 @@ def check_trained_on(exp: Experiment, run: RunSpec, name: str, seed: int, data: 
                         f"--data {name} --seeds {seed}")
 
 
-def particle_filter_scores(path: Path, data: SequenceData, ev: EvalSpec) -> dict:
-    """The particle filter's test log-likelihood of a latent model at every K of ``[eval] smc_particles``:
-    ``{"K": {"log_likelihood": its normalisations, "sequences": per-sequence estimates (nats)}}``."""
-    out = {}
-    for k in ev.smc_particles:
-        r = evaluate_checkpoint(path, split=ev.split, iw_samples=k, batch_size=ev.batch_size, data=data,
-                                per_sequence=True, estimator="smc")
-        out[str(k)] = {"log_likelihood": r["log_likelihood_smc"], "sequences": r["sequences"]["log_likelihood_smc"]}
-    return out
-
-
 def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None,
                  data_dir: Path | None = None) -> dict:
     """Evaluate every committed checkpoint of the experiment on ``[eval] split`` (latent models also with the
@@ -307,9 +296,8 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
         for run, seed in cells:
             path, key, t0 = exp.checkpoint(run, name, seed), run.key(seed), time.perf_counter()
             report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size,
-                                         data=data, per_sequence=True, estimator=ev.estimator)
-            if ev.smc_particles and report["log_likelihood_method"] != "exact":
-                report["smc_particles"] = particle_filter_scores(path, data, ev)
+                                         data=data, per_sequence=True, estimator=ev.estimator,
+                                         particles=ev.smc_particles)
             report["checkpoint"] = str(path.relative_to(exp.root))
             info = path.with_suffix(".json")
             results["evaluations"].setdefault(name, {})[key] = report
