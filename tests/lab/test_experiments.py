@@ -371,6 +371,7 @@ def test_a_recipes_source_is_relative_to_the_experiment_file_too(study, tmp_path
 # no candidate is the config's own setting (lr = 3e-3, hidden = 8): seeds that ignored the choice would show
 SEARCH = ('segment_steps = 2\n', 'segment_steps = 2\nseeds = [0, 1]\nsearch = { "train.lr" = [1e-5, 1e-2], '
           '"model.hidden" = [4, 6] }\nsearch_data = "rolls"\n')
+FROM = ('segment_steps = 4\n', 'segment_steps = 4\nsettings_from = "rnn"\n')  # the VRNN takes the RNN's choice
 GRID = [["train.lr=1e-05", "model.hidden=4"], ["train.lr=1e-05", "model.hidden=6"],
         ["train.lr=0.01", "model.hidden=4"], ["train.lr=0.01", "model.hidden=6"]]
 
@@ -386,7 +387,7 @@ def searched(tmp_path_factory):
     (root / "configs" / "rnn.toml").write_text(CONFIG.format(kind="rnn", extra=""))
     (root / "configs" / "vrnn.toml").write_text(CONFIG.format(kind="vrnn", extra="z_dim = 3"))
     (root / "benchmarks" / "tiny").mkdir(parents=True)
-    (root / "benchmarks" / "tiny" / "experiment.toml").write_text(EXPERIMENT.replace(*SEARCH))
+    (root / "benchmarks" / "tiny" / "experiment.toml").write_text(EXPERIMENT.replace(*SEARCH).replace(*FROM))
     (root.parent / "data").mkdir()
     write_arrays(root.parent / "data" / "rolls.npz", dim=5, binary=True)
     calls = []
@@ -427,7 +428,7 @@ def test_the_chosen_candidate_is_the_best_on_validation_and_the_seeds_train_with
     scores = [c["score"] for c in table["candidates"]]
     assert table["chosen"] == scores.index(max(scores)) and table["chosen_set"] == GRID[table["chosen"]]
     lr, hidden = (float(v.split("=")[1]) for v in table["chosen_set"])
-    for key in ("rnn-seed0", "rnn-seed1"):
+    for key in ("rnn-seed0", "rnn-seed1", "vrnn-seed0", "vrnn-seed1"):  # the VRNN: settings_from = "rnn"
         info = json.loads((folder / f"checkpoints/rolls/{key}.json").read_text())
         assert info["search_chosen"] == table["chosen_set"]
         cfg = load_checkpoint(folder / f"checkpoints/rolls/{key}.pt")["config"]
@@ -474,6 +475,7 @@ def test_the_report_shows_the_whole_search_table_with_the_choice(searched):
     table = json.loads((out.parent / "checkpoints/search/rnn/search.json").read_text())
     text = out.read_text()
     assert "chosen on the validation split; the test split was scored once, for the chosen configuration" in text
+    assert f"RNN and VRNN train every seed with `{' '.join(table['chosen_set'])}`" in text
     assert "| candidate | train.lr | model.hidden | valid ELBO | valid log-lik. | valid KL | |" in text
     for c in table["candidates"]:
         row = f"| c{c['candidate']} | {c['set'][0].split('=')[1]} | {c['set'][1].split('=')[1]} | "
@@ -523,6 +525,10 @@ def test_committed_candidates_or_seeds_of_another_search_are_refused(searched):
     ('search_data = "rolls"', 'search_data = "rolls"\nsearch_metric = "test"',
      "search_metric is 'test'; set it to one of log_likelihood, elbo"),
     ('search_data = "rolls"\n', '', "search_data '' is not a \\[data.\\*\\] table"),
+    ('segment_steps = 4\n', 'segment_steps = 4\nsettings_from = "vrnn"\n',
+     "\\[runs.vrnn\\] settings_from: 'vrnn' is not a run with a search; name one of: rnn"),
+    ('search_data = "rolls"\n', 'search_data = "rolls"\nsettings_from = "rnn"\n',
+     "\\[runs.rnn\\] settings_from: it has a search of its own"),
 ])
 def test_mistakes_in_a_search_are_one_line_errors(repo, old, new, message):
     path = repo / "benchmarks" / "tiny" / "experiment.toml"

@@ -648,5 +648,8 @@ def search_section(exp, results: dict) -> list[str]:
             kl = fmt(c["valid"]["kl"]) if "kl" in c["valid"] else "—"
             lines.append(f"| c{c['candidate']} | " + " | ".join(values) + f" | {fmt(c['valid']['elbo'])} "
                          f"| {fmt(c['valid']['log_likelihood'])} | {kl} | {mark} |")
-        lines += ["", f"{run.label} trains every seed with `{' '.join(t['chosen_set'])}`: {t['protocol']}.", ""]
+        others = [r.label for r in exp.runs.values() if r.settings_from == name]
+        users = run.label + "".join(f", {o}" for o in others[:-1]) + (f" and {others[-1]}" if others else "")
+        lines += ["", f"{users} train{'s' * (not others)} every seed with `{' '.join(t['chosen_set'])}`: "
+                      f"{t['protocol']}.", ""]
     return (["## Settings chosen on the validation split", "", *lines]) if lines else []

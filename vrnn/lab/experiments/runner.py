@@ -221,6 +221,9 @@ def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, di
         if done or seeds:  # (with seeds but candidates missing, score_search names the missing one)
             tables[run.name] = scored.get(run.name) or score_search(exp, run, sources[run.search_data])
             check_chosen(exp, run, tables[run.name])
+    for run in exp.runs.values():  # the runs trained with another run's choice
+        if run.settings_from in tables:
+            check_chosen(exp, run, tables[run.settings_from])
     return tables
 
 
@@ -339,6 +342,11 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
                     exp, run, sources[run.search_data], work, data_dir, retrain=retrain, candidates=candidates,
                     **how):
                 scored[run.name] = score_search(exp, run, sources[run.search_data])
+        for run in exp.runs.values():  # a selected run trained with another's choice: that search, if complete
+            src = exp.runs.get(run.settings_from)
+            if src and src.name not in scored and not (runs and run.name not in runs) and all(
+                    committed(exp, src, i) for i in range(len(src.candidates()))):
+                scored[src.name] = score_search(exp, src, sources[src.search_data])
         _train_cells(exp, sources, work, data_dir, scored, runs=runs, seeds=seeds, datasets=datasets, retrain=retrain,
                      **how)
     if train_only:
@@ -383,13 +391,14 @@ def _train_cells(exp: Experiment, sources: dict[str, str], work: Path, data_dir:
             print(f"== {d} / {run.key(seed)}: committed ({exp.checkpoint(run, d, seed).name}); --retrain trains it "
                   f"again", flush=True)
             continue
-        if run.search and run.name not in scored:
-            print(f"== {d} / {run.key(seed)}: waits for its search to finish; continue with --resume", flush=True)
+        if run.chooser and run.chooser not in scored:
+            print(f"== {d} / {run.key(seed)}: waits for the search of [runs.{run.chooser}] to finish; continue "
+                  f"with --resume", flush=True)
             continue
-        chosen = scored[run.name]["chosen_set"] if run.search else []
+        chosen = scored[run.chooser]["chosen_set"] if run.chooser else []
         if run.search and (d, seed) == (run.search_data, run.search_seed) and not overrides:
             reuse_candidate(exp, run, scored[run.name])
             continue
         info = train_run(exp, run, d, seed, sources[d], work, overrides=[*chosen, *overrides], **how)
         if info is not None:
-            export(exp, run, d, seed, work, info | ({"search_chosen": chosen} if run.search else {}), data_dir)
+            export(exp, run, d, seed, work, info | ({"search_chosen": chosen} if run.chooser else {}), data_dir)

@@ -91,10 +91,11 @@ def choose(scores: list[float]) -> int:
 
 
 def check_chosen(exp: Experiment, run: RunSpec, table: dict) -> None:
-    """The committed seeds of ``run`` were trained with the settings its search chooses now."""
+    """The committed seeds of ``run`` were trained with the settings its search (or the search of the run it
+    takes its settings from) chooses now."""
     for r, d, seed in exp.cells():
         info = exp.checkpoint(r, d, seed).with_suffix(".json")
         if r is run and info.is_file() and json.loads(info.read_text()).get("search_chosen") != table["chosen_set"]:
             raise VrnnError(f"{info}: trained with {json.loads(info.read_text()).get('search_chosen')}, but the "
-                            f"search of [runs.{run.name}] chooses {table['chosen_set']}; pass --retrain --runs "
+                            f"search of [runs.{run.chooser}] chooses {table['chosen_set']}; pass --retrain --runs "
                             f"{run.name} to train its seeds with the chosen settings")

@@ -32,6 +32,8 @@
     search_metric = "log_likelihood"          # or "elbo": the validation score (the [eval] estimate) compared
     search_min_kl = 0.05                      # optional: only candidates whose validation KL per step is at
                                               # least this are eligible (latents in use); 0: any
+    # settings_from = "rnn"                   # instead of a search: train with the settings run "rnn"'s
+                                              # search chose (recorded, and checked like its own seeds)
 
 Anything else a report needs (published numbers, notes) lives in ``[report_options]``. Paths
 in ``source`` may use ``{data_dir}`` (the ``--data-dir`` flag); other data paths are relative to the
@@ -86,6 +88,7 @@ class RunTable(Checked):
     search_seed: int = 0
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0
+    settings_from: str = ""  # another run whose search's chosen settings this run trains with (no search of its own)
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
@@ -108,6 +111,12 @@ class RunSpec:
     search_seed: int = 0
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0  # nats per step: candidates below it on validation are not eligible
+    settings_from: str = ""  # the run whose search's choice this run trains with
+
+    @property
+    def chooser(self) -> str:
+        """The run whose search chooses this run's settings: itself, ``settings_from``, or "" (none)."""
+        return self.name if self.search else self.settings_from
 
     def candidates(self) -> list[tuple[str, ...]]:
         """The search's grid as ``--set`` overrides, in order (the first setting varies slowest)."""
@@ -213,6 +222,13 @@ def load_experiment(path: str | Path) -> Experiment:
         spec.check(where)
     runs = {name: _run_spec(name, build_dataclass(RunTable, r, where, f"runs.{name}"),
                             data, where) for name, r in top.runs.items()}
+    for run in runs.values():
+        source = runs.get(run.settings_from)
+        if run.settings_from and (run.search or source is None or not source.search):
+            why = ("it has a search of its own; keep one of the two" if run.search else
+                   f"{run.settings_from!r} is not a run with a search; name one of: "
+                   f"{', '.join(r.name for r in runs.values() if r.search) or '(none: add a search to a run)'}")
+            raise VrnnError(f"{where}: [runs.{run.name}] settings_from: {why}")
     title = top.title or (path.resolve().parent.name if path.stem == "experiment" else path.stem)
     return Experiment(path.resolve(), title, top.report, data, runs, top.eval, top.report_options)
 
@@ -239,7 +255,7 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
                    tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
                    _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric,
-                   r.search_min_kl)
+                   r.search_min_kl, r.settings_from)
 
 
 def _search(r: RunTable, section: str, data: dict[str, DataSpec], where: str) -> tuple[tuple[str, tuple], ...]:
