@@ -142,3 +142,35 @@ def test_published_targets_every_seed_above_another_run_and_within_a_margin():
     assert "met at -5.29 or above (within 0.1)" in "\n".join(polyphonic_targets([near], "d", base))
     assert ": met." in "\n".join(polyphonic_targets([near], "d", base))  # mean -5.2 >= -5.29
     assert "NOT met" in "\n".join(polyphonic_targets([near | {"margin": 0.0}], "d", base))
+
+
+def test_the_output_table_sets_each_output_against_each_model_with_bits_where_discrete(tmp_path):
+    """report_options.outputs (issue 24): a row per output, a column per model; mean ± sd over seeds in nats per
+    sequence, bits per frame for a discrete output, the estimator and the seeds named; rows after the first
+    leave the main table."""
+    from vrnn.lab.experiments.reports import output_runs, output_table
+    from vrnn.lab.experiments.spec import load_experiment
+
+    runs = "".join(f'[runs.{r}]\nconfig = "c.toml"\ndata = ["d"]\nseeds = [0, 1]\n\n'
+                   for r in ("rnn-gauss", "vrnn-gauss", "rnn-dlog", "vrnn-dlog"))
+    path = tmp_path / "experiment.toml"
+    path.write_text(f'[data.d]\nsource = "x.npz"\n\n{runs}[report_options.outputs]\ndata = "d"\n'
+                    'models = ["RNN", "VRNN"]\nrows = [["(a) Gauss", "rnn-gauss", "vrnn-gauss"], '
+                    '["(c) discretised", "rnn-dlog", "vrnn-dlog"]]\n')
+    exp = load_experiment(path)
+
+    def report(seqs, latent, bits=None):
+        r = {"sequences": {"log_likelihood": seqs}, "log_likelihood_method": "importance_sampling" if latent
+             else "exact", "iw_samples": 40 if latent else None}
+        return r | ({"bits_per_frame": {"per_step_total": bits}} if bits is not None else {})
+
+    ev = {"rnn-gauss-seed0": report([1.0, 3.0], False), "rnn-gauss-seed1": report([3.0, 5.0], False),
+          "vrnn-gauss-seed0": report([10.0], True), "vrnn-gauss-seed1": report([12.0], True),
+          "rnn-dlog-seed0": report([-100.0], False, 144.0), "rnn-dlog-seed1": report([-102.0], False, 146.0),
+          "vrnn-dlog-seed0": report([-90.0], True, 130.0)}
+    lines = output_table(exp, {"evaluations": {"d": ev}})
+    assert "| (a) Gauss | 3.0 ± 1.4 (exact; 2 seeds) | 11.0 ± 1.4 (IS, K = 40; 2 seeds) |" in lines
+    assert ("| (c) discretised | -101.0 ± 1.4; 145.0 ± 1.4 bits per frame (exact; 2 seeds) | -90.0; 130.0 bits per "
+            "frame (IS, K = 40; 1 seed) |") in lines
+    assert output_runs(exp.report_options) == {"rnn-dlog", "vrnn-dlog"}
+    assert output_table(exp, {"evaluations": {}}) == []

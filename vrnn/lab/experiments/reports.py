@@ -238,15 +238,46 @@ def speech(exp, results: dict) -> Path:
              *opts.get("intro", []), ""]
     lines += ["| Model | " + " | ".join(exp.data[c].about for c in corpora) + " | "
               + " | ".join(f"{c} (published)" for c in columns) + " |", "|" + " --- |" * (len(corpora) + len(columns) + 1)]
-    for run in exp.runs.values():
+    for run in (r for r in exp.runs.values() if r.name not in output_runs(opts)):
         exact = run.name.startswith("rnn-")
         cells = [_speech_cell(seed_mean(exp, results, c, run)) for c in corpora]
         pub = [_published_cell(published.get(run.name, {}).get(col.lower()), exact) for col in columns]
         lines.append(f"| {run.label} | " + " | ".join(cells + pub) + " |")
     lines += ["", opts.get("published_note", ""), "", *speech_questions(exp, results, corpora),
-              *particle_filter_table(exp, results, corpora), *speech_data(exp, results, corpora),
+              *output_table(exp, results), *particle_filter_table(exp, results, corpora),
+              *speech_data(exp, results, corpora),
               opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
     return write(exp, lines + speech_figures(exp, results) + curve_links(exp, results))
+
+
+def output_runs(opts: dict) -> set[str]:
+    """The runs that only ``report_options.outputs`` shows (every row but the first, whose runs the main table has)."""
+    return {name for row in opts.get("outputs", {}).get("rows", [])[1:] for name in row[1:]}
+
+
+def output_table(exp, results: dict) -> list[str]:
+    """``report_options.outputs`` (issue 24, Dai et al. 2019's question): one row per output distribution, one
+    column per model, on one data set; each cell the test log-likelihood, mean ± sd over seeds, in nats per
+    sequence, and in bits per frame where the output is discrete (a probability of the 16-bit values)."""
+    opts = exp.report_options.get("outputs")
+    if not opts or opts["data"] not in results["evaluations"]:
+        return []
+    data, models = opts["data"], opts["models"]
+
+    def cell(name: str) -> str:
+        reps = by_seed(exp, results, data, name) if name in exp.runs else []
+        if not reps:
+            return "—"
+        nats = _over_seeds([np.mean(r["sequences"]["log_likelihood"]) for r in reps])
+        how = "exact" if reps[0]["log_likelihood_method"] == "exact" else f"IS, K = {reps[0]['iw_samples']}"
+        bits = (f"; {_over_seeds([r['bits_per_frame']['per_step_total'] for r in reps])} bits per frame"
+                if all("bits_per_frame" in r for r in reps) else "")
+        return f"{nats}{bits} ({how}; {len(reps)} seed{'s' * (len(reps) > 1)})"
+
+    lines = ["## Output distributions (Dai et al. 2019's question)", "", opts.get("intro", ""), "",
+             "| output | " + " | ".join(models) + " |", "| --- |" + " --- |" * len(models)]
+    lines += [f"| {row[0]} | " + " | ".join(cell(name) for name in row[1:]) + " |" for row in opts["rows"]]
+    return lines + [""]
 
 
 def speech_questions(exp, results: dict, corpora: list[str]) -> list[str]:
