@@ -7,9 +7,10 @@ import torch
 
 from .checkpoint import checkpoint_data_config, load_model
 from .data import DataConfig, SequenceData, load_dataset, validate_sequences
+from .data.dequantize import Dequantizer
 from .data.resolve import locate
 from .device import resolve_device
-from .emissions import check_emission_data
+from .emissions import check_emission_data, emission_class
 from .errors import VrnnError, check_count
 from .inference.evaluate import EVAL_SEED, evaluate, split_keys
 from .outputs import write_samples
@@ -55,9 +56,11 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", iw_samples: int =
         seqs += part
         keys += split_keys(s, len(part))
     model.to(device)
+    deq = Dequantizer(ckpt["config"]["data"].get("dequantize", 0.0),
+                      emission_class(model.cfg.emission.name).normalized_columns)
     report = evaluate(model, seqs, norm, iw_samples, batch_size, seed, device, dataset=data.name,
                       split=WHOLE if whole else split, per_sequence=per_sequence, keys=keys, estimator=estimator,
-                      particles=tuple(particles))
+                      particles=tuple(particles), dequantize=deq)
     if whole:
         report["splits"] = {s: len(data.splits[s]) for s in parts}
     report["checkpoint"] = str(path)

@@ -25,6 +25,7 @@ class DataConfig(Checked):
     source: str = "chorales"  # a prepared data set name or a path to a data file
     format: str = "auto"  # auto | prepared | boulanger | srnn | arrays | stroke3
     normalize: str = "auto"  # auto (global for real-valued emissions) | global | none | per_feature
+    dequantize: float = 0.0  # the grid width the modelled features were rounded to (data units); 0: off
 
     FORMATS: ClassVar[tuple[str, ...]] = ("auto", "prepared", "boulanger", "srnn", "arrays", "stroke3")
     NORMALIZE: ClassVar[tuple[str, ...]] = ("auto", "global", "none", "per_feature")
@@ -33,6 +34,8 @@ class DataConfig(Checked):
         "source": matches(r".*\S.*", "a prepared data set's name (e.g. chorales) or a data file's path"),
         "format": one_of(FORMATS),
         "normalize": one_of(NORMALIZE),
+        "dequantize": Check(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                            "a grid width >= 0 in the data's units (0: off), e.g. 1.0 for integer pixel offsets"),
     }
 
 

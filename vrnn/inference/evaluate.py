@@ -10,6 +10,7 @@ from ..data import Normalizer, pad_batch
 from ..emissions import emission_class
 from ..errors import VrnnError
 from ..models import SequenceModel
+from ..data.dequantize import Dequantizer
 from .objectives import bits_per_frame, normalisations, sequence_elbo, sequence_iw_log_likelihood
 from .smc import particle_filter
 
@@ -41,6 +42,12 @@ def sequence_seed(seed: int, key: tuple[int, ...]) -> int:
     """The seed of one sequence's evaluation noise: a hash of the evaluation ``seed`` and the
     sequence's ``key`` (its split and index), so a sequence's noise never depends on its batch."""
     return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0])
+
+
+def dequantized(deq: Dequantizer, seqs: list[np.ndarray], keys: list[tuple[int, ...]],
+                seed: int = EVAL_SEED) -> list[np.ndarray]:
+    """``seqs`` with one fixed dequantisation draw each (:mod:`vrnn.data.dequantize`), sequence i's from its key."""
+    return deq.fixed(seqs, [sequence_seed(seed, (*key, 2)) for key in keys]) if deq else seqs
 
 
 def sequence_noise(model: SequenceModel, lengths: list[int], keys: list[tuple[int, ...]], samples: int, seed: int,
@@ -128,7 +135,7 @@ def particle_filter_only(model: SequenceModel, seqs: list[np.ndarray], k: int, b
 def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalizer, iw_samples: int = 40,
              batch_size: int = 128, seed: int = EVAL_SEED, device="cpu", dataset: str = "?",
              split: str = "test", per_sequence: bool = False, keys: list[tuple[int, ...]] | None = None,
-             estimator: str = "is", particles: tuple[int, ...] = ()) -> dict:
+             estimator: str = "is", particles: tuple[int, ...] = (), dequantize: Dequantizer = Dequantizer()) -> dict:
     """The evaluation report: every number in nats, under three normalisations.
 
     ``seqs`` are in original units; they are normalised here with the model's normaliser.
@@ -138,13 +145,16 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     split gets the same numbers in any batch. ``estimator = "smc"`` adds ``log_likelihood_smc``,
     the particle filter's estimate beside the importance-sampled one. Discrete emissions (bernoulli,
     nade, dlogistic) on unnormalised data add ``bits_per_frame``: −log₂ p per step from ``log_likelihood``.
+    ``dequantize`` (the run's ``data.dequantize``): each sequence gets one fixed dequantisation draw before it
+    is normalised, and ``original_units`` adds D·log w per step, so it estimates a lower bound on the
+    log-probability of the gridded data (``dequantized`` says so).
     ``particles`` (a latent model): ``smc_particles`` adds the particle filter's estimate at each K, model units:
     ``{"K": {"log_likelihood": its normalisations, "sequences": per-sequence totals}}``.
     """
     if estimator not in ("is", "smc"):
         raise VrnnError(f"--estimator {estimator!r}: choose is or smc")
-    x = [normalizer(a) for a in seqs]
     keys = split_keys(split, len(seqs)) if keys is None else keys
+    x = [normalizer(a) for a in dequantized(dequantize, seqs, keys, seed)]
     smc = estimator == "smc" and model.has_latents
     scores = score_sequences(model, x, iw_samples, batch_size, seed, device, keys, smc=smc, particles=particles)
     at_k = {kk: scores.pop(f"smc_at_{kk}") for kk in particles if f"smc_at_{kk}" in scores}
@@ -178,9 +188,12 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
         report["bits_per_frame"] = bits_per_frame(report["log_likelihood"])
     if per_sequence:
         report["sequences"] = {k: v.tolist() for k, v in scores.items()}
-    if not normalizer.identity:
-        # log p(x_original) = log p(x_normalised) + log|dx_norm/dx| at every step
-        jac = normalizer.log_jacobian(model.cfg.x_dim) * lengths
+    if dequantize:
+        report["dequantized"] = dequantize.describe(model.cfg.x_dim)
+    if not normalizer.identity or dequantize:
+        # log p(x_original) = log p(x_normalised) + log|dx_norm/dx| at every step (+ D log w: the dequantisation
+        # bound on the gridded data's log-probability)
+        jac = (normalizer.log_jacobian(model.cfg.x_dim) + dequantize.log_bin(model.cfg.x_dim)) * lengths
         report["original_units"] = {
             "elbo": normalisations(scores["elbo"] + jac, lengths),
             "log_likelihood": normalisations(scores["log_likelihood"] + jac, lengths),

@@ -29,11 +29,12 @@ import torch
 
 from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..data import Normalizer, SequenceData, load_dataset
+from ..data.dequantize import Dequantizer
 from ..data.resolve import checkpoint_data
 from ..device import resolve_device
 from ..emissions import check_emission_data, emission_class
 from ..errors import TrainingDiverged, TrainingInterrupted, VrnnError
-from ..inference.evaluate import score_sequences
+from ..inference.evaluate import dequantized, score_sequences, split_keys
 from ..models import SequenceModel
 from .bounds import watched
 from .config import Config
@@ -119,8 +120,11 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
     if ckpt is not None:
         learner.load(ckpt)
         norm, state = Normalizer(**ckpt["normalizer"]), RunState.from_checkpoint(ckpt)
-    train, valid = ([norm(a) for a in data.splits[split]] for split in ("train", "valid"))
-    lengths = [len(a) for a in train]
+    deq = Dequantizer(cfg.data.dequantize, emission_class(cfg.model.emission.name).normalized_columns)
+    raw = data.splits["train"]
+    train = [norm(a) for a in raw] if not deq else None  # dequantised: normalised batch by batch, new noise each step
+    valid = [norm(a) for a in dequantized(deq, data.splits["valid"], split_keys("valid", len(data.splits["valid"])))]
+    lengths = [len(a) for a in raw]
     batches = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
     log = RunLog(out / "log.jsonl", dd.main, clear)
@@ -134,7 +138,8 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
     try:
         while stopped is None and state.step < tc.max_steps and not interrupt.requested:
             idx = _next_batch(state, batches)
-            window += learner.train_step(*dd.batch(train, idx, device), state.step, state.lr_scale(tc))
+            seqs = train if train is not None else _dequantized_batch(raw, idx, deq, norm, (tc.seed, state.step))
+            window += learner.train_step(*dd.batch(seqs, idx, device), state.step, state.lr_scale(tc))
             state.step, state.pos = state.step + 1, state.pos + 1
             bar.step(window[-1], state.epoch)
             if state.step % tc.eval_every == 0 or state.step == tc.max_steps:
@@ -166,6 +171,14 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
         bar.close()
         board.close()
     return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
+
+
+def _dequantized_batch(raw: list[np.ndarray], idx: list[int], deq: Dequantizer, norm: Normalizer,
+                       key: tuple[int, int]) -> dict[int, np.ndarray]:
+    """The batch ``idx`` with this step's dequantisation noise (seeded by the run's seed and the step, the same
+    on every rank and after ``--resume``), normalised."""
+    rng = np.random.default_rng([*key, 3])
+    return {i: norm(deq.perturb(raw[i], rng)) for i in idx}
 
 
 def _next_batch(state: RunState, batches) -> list[int]:
