@@ -1,24 +1,31 @@
 """Cost of the within-frame emissions at the ``srnn-polyphonic`` bench shapes (issue 24's target: the
 ``nade`` emission's log_prob at most 2x the factorised Bernoulli's training step).
 
-    .venv/bin/python scripts/emission_speed.py [--threads 1] [--repeats 5] [--hidden 150]
+    .venv/bin/python scripts/emission_speed.py [--threads 1] [--repeats 5] [--hidden 150] [--out FILE.json]
 
 Prints, in milliseconds (median of ``repeats``): the emission alone (log_prob forward and backward on
 features (16, 100, 500) and frames (16, 100, 88)) for ``bernoulli``, ``nade`` and a conditional MADE
 with Bernoulli outputs (the alternative to NADE, timed here only), and a whole SRNN training step
-(forward, backward, clipping, Adam) with each.
+(forward, backward, clipping, Adam) with each. ``--out`` also writes them, with the CPU and the load
+average before and after, to a JSON file (benchmarks/polyphonic/emission_speed.json: the polyphonic
+report renders it against the target).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
+import os
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vrnn.emissions import EmissionConfig, build_emission
+from vrnn.hardware import describe_hardware
 from vrnn.emissions.made import MADE
 from vrnn.lab.speed.configs import CONFIGS, make_batches, make_model
 from vrnn.lab.speed.measure import Trainer, median_seconds
@@ -68,12 +75,19 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--hidden", type=int, default=150)
+    p.add_argument("--out", help="also write the figures to this JSON file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    result = {"torch": torch.__version__, "threads": a.threads, "hidden": a.hidden,
+    load = os.getloadavg()
+    result = {"command": "scripts/emission_speed.py " + " ".join(sys.argv[1:]), "torch": torch.__version__, "threads": a.threads, "hidden": a.hidden, "repeats": a.repeats,
+              "hardware": describe_hardware(), "date": datetime.date.today().isoformat(),
               "emission_log_prob_fwd_bwd_ms": emission_ms(a.repeats, a.hidden),
               "srnn_training_step_ms": training_ms(a.repeats, a.hidden)}
-    print(json.dumps(result, indent=1))
+    result["load_average"] = {"start": [round(v, 2) for v in load], "end": [round(v, 2) for v in os.getloadavg()]}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

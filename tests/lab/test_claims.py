@@ -3,6 +3,7 @@ counts in every verdict, "yes" only when every seed pair agrees, a bootstrap clu
 ties in orderings, and "latents unused" for a latent model whose KL is about zero."""
 from __future__ import annotations
 
+import json
 import re
 from types import SimpleNamespace
 
@@ -174,3 +175,23 @@ def test_the_output_table_sets_each_output_against_each_model_with_bits_where_di
             "frame (IS, K = 40; 1 seed) |") in lines
     assert output_runs(exp.report_options) == {"rnn-dlog", "vrnn-dlog"}
     assert output_table(exp, {"evaluations": {}}) == []
+
+
+def test_the_emission_cost_section_sets_nade_against_twice_the_bernoulli_step(tmp_path):
+    from vrnn.lab.experiments.reports import emission_cost
+    from vrnn.lab.experiments.spec import load_experiment
+
+    path = tmp_path / "experiment.toml"
+    path.write_text('[data.d]\nsource = "x.npz"\n[runs.r]\nconfig = "c.toml"\ndata = ["d"]\n'
+                    '[report_options]\nemission_speed = "speed.json"\n')
+    exp = load_experiment(path)
+    assert emission_cost(exp) == []  # no measurement yet: no section
+    m = {"command": "scripts/emission_speed.py --out speed.json", "hardware": "a CPU", "threads": 1, "repeats": 5,
+         "hidden": 150, "date": "2026-12-05", "load_average": {"start": [2.5, 2, 2], "end": [2.0, 2, 2]},
+         "emission_log_prob_fwd_bwd_ms": {"bernoulli": 6.0, "nade": 390.0},
+         "srnn_training_step_ms": {"bernoulli": 250.0, "nade": 640.0}}
+    (tmp_path / "speed.json").write_text(json.dumps(m))
+    text = "\n".join(emission_cost(exp))
+    assert "| whole SRNN training step | 250 ms | 640 ms (2.6×) |" in text and "1.56× — met." in text
+    (tmp_path / "speed.json").write_text(json.dumps(m | {"emission_log_prob_fwd_bwd_ms": {"bernoulli": 6, "nade": 501}}))
+    assert "2.00× — NOT met." in "\n".join(emission_cost(exp))

@@ -18,6 +18,7 @@ run's search (settings chosen on the validation split, :func:`search_section`).
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -160,7 +161,31 @@ def polyphonic(exp, results: dict) -> Path:
                 lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells)
                              + f" | | | | {span} | | | |")
         lines += ["", *polyphonic_targets(published, data, found)]
-    return write(exp, lines + curve_links(exp, results))
+    return write(exp, lines + emission_cost(exp) + curve_links(exp, results))
+
+
+def emission_cost(exp) -> list[str]:
+    """``report_options.emission_speed``: the JSON file scripts/emission_speed.py --out wrote, against issue 24's
+    target (the ``nade`` emission's log_prob, forward and backward, at most 2× the factorised Bernoulli's SRNN
+    training step)."""
+    name = exp.report_options.get("emission_speed")
+    path = exp.folder / name if name else None
+    if path is None or not path.is_file():
+        return []
+    m = json.loads(path.read_text())
+    em, step = m["emission_log_prob_fwd_bwd_ms"], m["srnn_training_step_ms"]
+    ratio = em["nade"] / step["bernoulli"]
+    return ["## Cost of the NADE output", "",
+            f"`{m['command']}` on {m['hardware']} ({m['threads']} thread{'s' * (m['threads'] > 1)}; load average "
+            f"{m['load_average']['start'][0]:.2f} at start, {m['load_average']['end'][0]:.2f} at end, so other jobs "
+            f"shared the cores), {m['date']}; medians of {m['repeats']} repeats at the `srnn-polyphonic` bench shapes "
+            f"(B 16, T 100, 88 keys, NADE of {m['hidden']} units):", "",
+            "| | Bernoulli | NADE |", "| --- | ---: | ---: |",
+            f"| log_prob, forward and backward | {em['bernoulli']:.0f} ms | {em['nade']:.0f} ms |",
+            f"| whole SRNN training step | {step['bernoulli']:.0f} ms | {step['nade']:.0f} ms "
+            f"({step['nade'] / step['bernoulli']:.1f}×) |", "",
+            f"Target (issue 24): NADE's log_prob at most 2× the Bernoulli SRNN's training step: {ratio:.2f}× — "
+            f"{'met' if ratio <= 2 else 'NOT met'}.", ""]
 
 
 def polyphonic_targets(published: list[dict], data: str, found: list) -> list[str]:
