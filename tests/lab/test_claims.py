@@ -195,3 +195,16 @@ def test_the_emission_cost_section_sets_nade_against_twice_the_bernoulli_step(tm
     assert "| whole SRNN training step | 250 ms | 640 ms (2.6×) |" in text and "1.56× — met." in text
     (tmp_path / "speed.json").write_text(json.dumps(m | {"emission_log_prob_fwd_bwd_ms": {"bernoulli": 6, "nade": 501}}))
     assert "2.00× — NOT met." in "\n".join(emission_cost(exp))
+
+
+def test_a_claim_the_data_cannot_decide_keeps_its_measurement_and_says_not_testable(tmp_path, monkeypatch):
+    from vrnn.lab.experiments import claims as mod
+    from vrnn.lab.experiments.spec import load_experiment
+
+    path = tmp_path / "experiment.toml"
+    path.write_text('[data.d]\nsource = "x.npz"\n[runs.r]\nconfig = "c.toml"\ndata = ["d"]\n'
+                    '[[report_options.claims]]\nclaim = "style persists"\nkind = "style"\ndata = "d"\na = "r"\nb = "r"\n'
+                    'not_testable = "drawings too short"\n')
+    monkeypatch.setitem(mod.MEASURES, "style", lambda exp, results, c: ("drift 1.2 vs 1.1", "yes (3 vs 3 seeds)"))
+    row = mod.claims_table(load_experiment(path), {"evaluations": {"d": {}}})[-2]
+    assert row.endswith("| drift 1.2 vs 1.1 | not testable on this data: drawings too short |")

@@ -30,6 +30,8 @@
 Every verdict states its seed counts. A latent-variable model whose test KL is below ``kl_threshold``
 nats per step (default :data:`KL_UNUSED`; a claim may set its own) has unused latents: a claim that
 credits it gets the verdict "latents unused", never "yes" — its lead would be the architecture's.
+A claim with ``not_testable = "why"`` keeps its measurement and gets the verdict "not testable on this
+data: why" (the data cannot decide it, e.g. drawings too short to hold a style).
 
 The measured numbers come from the checkpoints (seeded), so the same checkpoints render the same table.
 """
@@ -380,5 +382,7 @@ def claims_table(exp, results: dict) -> list[str]:
             text, verdict = f"not measured (nothing evaluated on {c['data']})", "—"
         else:
             text, verdict = MEASURES[c["kind"]](exp, results, c)
+        if c.get("not_testable"):  # the measurement stays for the record; the data cannot decide the claim
+            verdict = f"not testable on this data: {c['not_testable']}"
         lines.append(f"| {c.get('id', i)} | {c['claim']} ({c['data']}) | {c.get('paper', '')} | {text} | {verdict} |")
     return lines + [""]
