@@ -555,12 +555,15 @@ def test_two_processes_share_a_search_with_candidates(repo):
 
 def test_time_to_quality_reads_validation_and_scores_test_once(repo):
     """The time-to-quality report plots the trainer's validation curve; the test split appears once, for the
-    checkpoint validation chose. An experiment asking for a curve on any split (``curve_split``) is refused."""
+    checkpoint validation chose. An experiment asking for a curve on any split (``curve_split``) is refused. An
+    ``intro`` list: its first line ends with the hardware, the others follow as they are."""
     path = repo / "benchmarks" / "tiny" / "experiment.toml"
     path.write_text(EXPERIMENT.replace('report = "polyphonic"', 'report = "time_to_quality"')
-                    .split("[runs.vrnn]")[0] + '[report_options]\ntarget = -3.0\nnear = 0.05\nintro = "Tiny."\n')
+                    .split("[runs.vrnn]")[0] + '[report_options]\ntarget = -3.0\nnear = 0.05\n'
+                    'intro = ["Tiny.", "**How each setting was chosen.** Fixed."]\n')
     out = _run(repo)
     text = out.read_text()
+    assert "\nTiny. " in text and "\n**How each setting was chosen.** Fixed.\n" in text  # the hardware ends the first
     info = json.loads((out.parent / "checkpoints" / "rolls" / "rnn.json").read_text())
     best = max(info["curve"], key=lambda p: p["valid_elbo_per_step"])
     assert f"best ELBO {best['valid_elbo_per_step']:.3f} nats per step at step {best['step']}" in text

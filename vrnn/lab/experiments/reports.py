@@ -87,6 +87,11 @@ def learning_curves(exp, results: dict) -> list[Path]:
     return written
 
 
+def paragraphs(intro) -> list[str]:
+    """``report_options.intro`` as lines: a string is one line, a list is its lines (none: no lines)."""
+    return [intro] if isinstance(intro, str) else list(intro or [])
+
+
 def write(exp, lines: list[str]) -> Path:
     out = exp.folder / "RESULTS.md"
     out.write_text("\n".join(lines).rstrip("\n") + "\n")
@@ -448,6 +453,7 @@ def handwriting(exp, results: dict) -> Path:
         f"paper's. Log-likelihood: exact for the RNNs, importance-sampled with K = {exp.eval.iw_samples} posterior "
         "samples for the VRNNs (an estimate of a lower bound that tightens with K). KL: the test ELBO's KL term, "
         "nats per sequence (near 0: the model does not use its latent variables).", "",
+        *paragraphs(opts.get("intro")), *([""] if opts.get("intro") else []),
         "| model | output (K components) | steps | test ELBO | test log-likelihood | KL | per step (LL) | "
         "original units (LL) | paper, IAM-OnDB: ELBO / LL |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -594,7 +600,8 @@ def time_to_quality(exp, results: dict) -> Path:
     fig.tight_layout()
     save_figure(fig, exp.folder / "curve.png")
     test = r["elbo"]["per_step_mean_of_sequences"]
-    lines = [f"# {exp.title}", "", opts.get("intro", "") + f" {info.get('hardware', '')}.", "",
+    first, *more = paragraphs(opts.get("intro")) or [""]  # the hardware ends the first line
+    lines = [f"# {exp.title}", "", first + f" {info.get('hardware', '')}.", "", *more, *([""] if more else []),
              f"**Validation (what chose the checkpoint):** best ELBO {best['valid_elbo_per_step']:.3f} nats per step "
              f"at step {best['step']}, after {best['elapsed_s'] / 60:.1f} min; within {near:g} nats of it after "
              f"{close['elapsed_s'] / 60:.1f} min (step {close['step']}); the run stopped ({info.get('stopped', '?')}) "
