@@ -145,9 +145,8 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     split gets the same numbers in any batch. ``estimator = "smc"`` adds ``log_likelihood_smc``,
     the particle filter's estimate beside the importance-sampled one. Discrete emissions (bernoulli,
     nade, dlogistic) on unnormalised data add ``bits_per_frame``: −log₂ p per step from ``log_likelihood``.
-    ``dequantize`` (the run's ``data.dequantize``): each sequence gets one fixed dequantisation draw before it
-    is normalised, and ``original_units`` adds D·log w per step, so it estimates a lower bound on the
-    log-probability of the gridded data (``dequantized`` says so).
+    ``dequantize`` (the run's ``data.dequantize``): one fixed draw per sequence before normalising, and
+    ``original_units`` bounds the gridded data's log-probability (:func:`original_units`; ``dequantized``).
     ``particles`` (a latent model): ``smc_particles`` adds the particle filter's estimate at each K, model units:
     ``{"K": {"log_likelihood": its normalisations, "sequences": per-sequence totals}}``.
     """
@@ -191,14 +190,19 @@ def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalize
     if dequantize:
         report["dequantized"] = dequantize.describe(model.cfg.x_dim)
     if not normalizer.identity or dequantize:
-        # log p(x_original) = log p(x_normalised) + log|dx_norm/dx| at every step (+ D log w: the dequantisation
-        # bound on the gridded data's log-probability)
-        jac = (normalizer.log_jacobian(model.cfg.x_dim) + dequantize.log_bin(model.cfg.x_dim)) * lengths
-        report["original_units"] = {
-            "elbo": normalisations(scores["elbo"] + jac, lengths),
-            "log_likelihood": normalisations(scores["log_likelihood"] + jac, lengths),
-        } | ({"log_likelihood_smc": normalisations(scores["log_likelihood_smc"] + jac, lengths)} if smc else {})
+        report["original_units"] = original_units(scores, normalizer, dequantize, model.cfg.x_dim)
     return report
+
+
+def original_units(scores: dict[str, torch.Tensor], normalizer: Normalizer, dequantize: Dequantizer,
+                   x_dim: int) -> dict:
+    """The ELBO and log-likelihoods in the data's own units: log p(x_original) = log p(x_normalised) +
+    log|dx_norm/dx| at every step, plus D log w where dequantised (the bound on the gridded data's
+    log-probability)."""
+    lengths = scores["lengths"]
+    jac = (normalizer.log_jacobian(x_dim) + dequantize.log_bin(x_dim)) * lengths
+    return {key: normalisations(scores[key] + jac, lengths)
+            for key in ("elbo", "log_likelihood", "log_likelihood_smc") if key in scores}
 
 
 def estimate_label(report: dict, key: str = "log_likelihood") -> str:

@@ -120,10 +120,7 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
     if ckpt is not None:
         learner.load(ckpt)
         norm, state = Normalizer(**ckpt["normalizer"]), RunState.from_checkpoint(ckpt)
-    deq = Dequantizer(cfg.data.dequantize, emission_class(cfg.model.emission.name).normalized_columns)
-    raw = data.splits["train"]
-    train = [norm(a) for a in raw] if not deq else None  # dequantised: normalised batch by batch, new noise each step
-    valid = [norm(a) for a in dequantized(deq, data.splits["valid"], split_keys("valid", len(data.splits["valid"])))]
+    raw, train, valid, deq = _splits(cfg, data, norm)
     lengths = [len(a) for a in raw]
     batches = functools.lru_cache(maxsize=1)(
         lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.length_pool))
@@ -171,6 +168,16 @@ def _train(cfg: Config, out: Path, ckpt: dict | None, clear: bool, watch: tuple[
         bar.close()
         board.close()
     return FitResult(out, state.step, state.best, watched_score(tc), stopped or "max_steps", learner.scored)
+
+
+def _splits(cfg: Config, data: SequenceData, norm: Normalizer):
+    """The training sequences as read, and normalised (None when dequantised: then each batch is normalised
+    with its step's noise, :func:`_dequantized_batch`); the validation sequences normalised (with their
+    evaluation draw when dequantised, as ``vrnn eval --split valid`` scores them); the dequantiser."""
+    deq = Dequantizer(cfg.data.dequantize, emission_class(cfg.model.emission.name).normalized_columns)
+    raw, held = data.splits["train"], data.splits["valid"]
+    valid = [norm(a) for a in dequantized(deq, held, split_keys("valid", len(held)))]
+    return raw, None if deq else [norm(a) for a in raw], valid, deq
 
 
 def _dequantized_batch(raw: list[np.ndarray], idx: list[int], deq: Dequantizer, norm: Normalizer,
