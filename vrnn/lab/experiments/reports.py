@@ -181,9 +181,8 @@ def emission_cost(exp) -> list[str]:
     em, step = m["emission_log_prob_fwd_bwd_ms"], m["srnn_training_step_ms"]
     ratio = em["nade"] / step["bernoulli"]
     return ["## Cost of the NADE output", "",
-            f"`{m['command']}` on {m['hardware']} ({m['threads']} thread{'s' * (m['threads'] > 1)}; load average "
-            f"{m['load_average']['start'][0]:.2f} at start, {m['load_average']['end'][0]:.2f} at end, so other jobs "
-            f"shared the cores), {m['date']}; medians of {m['repeats']} repeats at the `srnn-polyphonic` bench shapes "
+            f"`{m['command']}` on {m['hardware']}, {m['date']} (load average {m['load_average']['start'][0]:.2f} at "
+            f"start, {m['load_average']['end'][0]:.2f} at end: other jobs shared the machine); medians of {m['repeats']} repeats at the `srnn-polyphonic` bench shapes "
             f"(B 16, T 100, 88 keys, NADE of {m['hidden']} units):", "",
             "| | Bernoulli | NADE |", "| --- | ---: | ---: |",
             f"| log_prob, forward and backward | {em['bernoulli']:.0f} ms | {em['nade']:.0f} ms |",
