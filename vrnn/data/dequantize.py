@@ -45,14 +45,17 @@ class Dequantizer:
         """One draw per sequence, sequence i's from its own seed: the same numbers in any batch or order."""
         return [self.perturb(a, np.random.default_rng(s)) for a, s in zip(seqs, seeds)]
 
+    def features(self, x_dim: int) -> int:
+        """D: how many of the ``x_dim`` features are dequantised."""
+        return x_dim if self.columns is None else len(self.columns)
+
     def log_bin(self, x_dim: int) -> float:
         """D·log w: what turns a per-step density of x + u into the bound on the per-step log-probability."""
-        n = x_dim if self.columns is None else len(self.columns)
-        return n * math.log(self.width) if self else 0.0
+        return self.features(x_dim) * math.log(self.width) if self else 0.0
 
     def describe(self, x_dim: int) -> dict:
         """What an evaluation report says of it."""
-        n = x_dim if self.columns is None else len(self.columns)
+        n = self.features(x_dim)
         return {"width": self.width, "features": n, "draws_per_sequence": 1,
                 "bound": f"log P(x rounded to a grid of width {self.width:g}) >= E_u log p(x + u) + {n} log "
                          f"{self.width:g} per step; original_units includes the {n} log w term"}

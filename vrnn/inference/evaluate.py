@@ -107,8 +107,8 @@ def score_sequences(model: SequenceModel, seqs: list[np.ndarray], iw_samples: in
         kl[idx] = terms.kl.sum(-1).mean(0).double().cpu()
         ll[idx] = sequence_iw_log_likelihood(terms).double().cpu()
         if smc:
-            uniforms = sequence_uniforms([len(seqs[i]) for i in idx], [keys[i] for i in idx], seed, device)
-            ll_smc[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
+            ll_smc[idx] = _filter_batch(model, x, mask, [len(seqs[i]) for i in idx], [keys[i] for i in idx], k,
+                                        seed, noise)
     lengths = torch.tensor([len(a) for a in seqs], dtype=torch.float64)
     out = {"elbo": elbo, "log_likelihood": ll, "kl": kl, "lengths": lengths} | ({"log_likelihood_smc": ll_smc}
                                                                                 if smc else {})
@@ -126,10 +126,17 @@ def particle_filter_only(model: SequenceModel, seqs: list[np.ndarray], k: int, b
     for idx in length_batches([len(a) for a in seqs], batch_size, k):
         x, mask = pad_batch([seqs[i] for i in idx], device)
         lens, ks = [len(seqs[i]) for i in idx], [keys[i] for i in idx]
-        noise = sequence_noise(model, lens, ks, k, seed, device, x.dtype)
-        uniforms = sequence_uniforms(lens, ks, seed, device)
-        est[idx] = particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
+        est[idx] = _filter_batch(model, x, mask, lens, ks, k, seed, sequence_noise(model, lens, ks, k, seed, device,
+                                                                                   x.dtype))
     return est
+
+
+def _filter_batch(model: SequenceModel, x: torch.Tensor, mask: torch.Tensor, lens: list[int],
+                  keys: list[tuple[int, ...]], k: int, seed: int, noise: torch.Tensor) -> torch.Tensor:
+    """One batch's particle-filter estimates (float64, CPU) on its posterior ``noise`` and its sequences' own
+    resampling uniforms."""
+    uniforms = sequence_uniforms(lens, keys, seed, x.device)
+    return particle_filter(model, x, mask, k, noise=noise, uniforms=uniforms).log_marginal.double().cpu()
 
 
 def evaluate(model: SequenceModel, seqs: list[np.ndarray], normalizer: Normalizer, iw_samples: int = 40,
