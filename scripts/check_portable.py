@@ -6,7 +6,7 @@
 Reads every checkpoint under benchmarks/ (``torch.load(weights_only=True)``), every checkpoint's
 .json, every results.json and RESULTS.md. ``--fix`` re-exports each checkpoint that holds an absolute
 path with a portable data reference (a prepared name, or ``{data_dir}/...`` inside ``--data-dir``:
-:func:`vrnn.checkpoint.export_checkpoint`; the weights, float16 or float32, stay byte-identical), writes each
+:func:`vrnn.checkpoint.export_checkpoint`; the weights, float32, float16 or int8, stay as stored), writes each
 run .json's ``data.source`` override as the experiment file names it, and rewrites the paths (only) of each
 results.json, whose numbers stay those its RESULTS.md was rendered from.
 """
@@ -66,8 +66,9 @@ def fix(root: Path, data_dir: Path) -> None:
         for pt in sorted(exp.folder.glob("checkpoints/*/*.pt")):
             if absolute_paths(pt):
                 before = torch.load(pt, weights_only=True)["model"]
-                half = all(v.dtype == torch.float16 for v in before.values() if v.is_floating_point())
-                export_checkpoint(pt, pt, half=half, bench_dir=data_dir)  # the weights as they are
+                dtypes = {v.dtype for v in before.values()}
+                weights = "int8" if torch.int8 in dtypes else "float16" if torch.float16 in dtypes else "float32"
+                export_checkpoint(pt, pt, weights=weights, bench_dir=data_dir)  # the weights as they are
                 after = torch.load(pt, weights_only=True)["model"]
                 assert all(before[k].dtype == after[k].dtype and torch.equal(before[k], after[k]) for k in before), pt
                 print(f"re-exported {pt.relative_to(root)}")

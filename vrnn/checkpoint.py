@@ -19,7 +19,8 @@ from .io import atomic_write, check_readable
 from .models import SequenceModel, build_model, model_config_from_dict
 
 FORMAT = "vrnn-checkpoint"
-VERSION = 1
+VERSION = 2  # the newest version this vrnn reads; 2 adds 8-bit weights (``model_scales``)
+WEIGHTS = ("float32", "float16", "int8")  # how export_checkpoint can store the weights
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -28,7 +29,7 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     # serialised in memory first: torch's zip writer reports a full disk as an opaque RuntimeError,
     # Python's write as the OSError (ENOSPC) that atomic_write turns into one line naming the path
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buf)
+    torch.save({"format": FORMAT, "version": 1, **payload}, buf)
     with atomic_write(path) as tmp:
         tmp.write_bytes(buf.getbuffer())
 
@@ -44,7 +45,7 @@ EVAL_KEYS = ("config", "model", "normalizer", "data_meta", "data_ref", "step", "
              "best_valid", "elapsed")
 
 
-def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, half: bool = False,
+def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = None, weights: str = "float32",
                       bench_dir: str | Path | None = None) -> int:
     """Copy ``src`` keeping only what evaluation and sampling need (no optimiser or RNG
     state), plus ``extra`` entries; returns the new file's size in bytes.
@@ -52,18 +53,44 @@ def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = No
     The data reference moves along (:func:`vrnn.data.resolve.moved_data_entries`): a data file's path
     relative to the folder is made relative to ``dest``'s, or ``{data_dir}/...`` inside ``bench_dir``.
 
-    ``half`` stores the weights in float16 (half the bytes; they load into the float32 model
-    as they are, so whatever is computed from the exported file is computed from exactly those
-    weights — evaluate the export, not the source, when the two must agree)."""
+    ``weights`` is how they are stored (:data:`WEIGHTS`): ``"float16"`` halves the bytes, ``"int8"`` quarters
+    them (:func:`quantize_weights`). Either way they load into the float32 model as stored, so whatever is
+    computed from the exported file is computed from exactly those weights: evaluate the export, not the
+    source, when the two must agree."""
+    if weights not in WEIGHTS:
+        raise VrnnError(f"export weights {weights!r}: choose one of {', '.join(WEIGHTS)}")
     ckpt = load_checkpoint(src)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     kept = {k: ckpt[k] for k in EVAL_KEYS if k in ckpt}
     kept |= moved_data_entries(ckpt, Path(src).parent, dest.parent, bench_dir)
-    if half:
+    if weights == "int8":  # matrices in 8 bits, from the float32 weights; the vectors left go to float16
+        kept["model"], kept["model_scales"] = quantize_weights(kept["model"])
+        kept["version"] = 2
+    if weights != "float32":
         kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in kept["model"].items()}
     save_checkpoint(dest, {**kept, **(extra or {})})
     return dest.stat().st_size
+
+
+def quantize_weights(state: dict) -> tuple[dict, dict]:
+    """Every floating tensor of two or more dimensions as int8 with one float32 scale per output row
+    (symmetric, round to nearest: each weight moves by at most half its row's scale, max|row| / 254);
+    biases and other vectors stay as they are. Returns (state, scales); :func:`dequantize_weights` undoes it."""
+    out, scales = dict(state), {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.dim() >= 2:
+            rows = v.float().flatten(1)
+            scale = rows.abs().amax(1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny) / 127
+            out[k] = torch.round(rows / scale).to(torch.int8).reshape(v.shape)
+            scales[k] = scale.reshape(-1)
+    return out, scales
+
+
+def dequantize_weights(state: dict, scales: dict) -> dict:
+    """The float32 weights an int8 checkpoint stores (:func:`quantize_weights`)."""
+    return {k: (v.float().flatten(1) * scales[k][:, None]).reshape(v.shape) if k in scales else v
+            for k, v in state.items()}
 
 
 WRITTEN_BY_TRAIN = "give a .pt file written by `vrnn train` (best.pt or last.pt in its --out folder)"
@@ -82,6 +109,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise VrnnError(f"{path} is not a vrnn checkpoint (no '{FORMAT}' header); {WRITTEN_BY_TRAIN}")
     if ckpt.get("version", 0) > VERSION:
         raise VrnnError(f"{path}: checkpoint version {ckpt['version']} is newer than this vrnn; upgrade vrnn")
+    if "model_scales" in ckpt:  # 8-bit weights: the model always sees floats
+        ckpt["model"] = dequantize_weights(ckpt["model"], ckpt.pop("model_scales"))
     ckpt["path"] = str(path)
     return ckpt
 

@@ -373,6 +373,9 @@ def _add_experiment(sub) -> None:
                                                          "(default: train only what has no checkpoint yet)")
     s.add_argument("--train-only", action="store_true", help="train and export; evaluate and render later with "
                                                             "--eval-only (for several trainings side by side)")
+    s.add_argument("--only-new", action="store_true",
+                   help="evaluate only checkpoints that results.json has no evaluation of, under these [eval] "
+                        "settings, for the same file (sha256); keep the others' (default: evaluate every one)")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_experiment)
 
@@ -410,7 +413,7 @@ def _cmd_experiment(args) -> None:
                    datasets=[d for d in (args.data or "").split(",") if d], resume=args.resume,
                    allow_changes=args.allow_changes,
                    minutes=args.minutes, overrides=args.set, quiet=args.quiet, retrain=args.retrain,
-                   train_only=args.train_only)
+                   train_only=args.train_only, only_new=args.only_new)
 
 
 def _cmd_bench(args) -> None:

@@ -110,7 +110,8 @@ class Checked:
         for name, rule in self.CHECKS.items():
             value = functools.reduce(getattr, name.split("."), self)
             if not rule.holds(value):
-                raise VrnnError(f"{where}: {self.SECTION}.{name} is {shown(value)}; set it to {rule.need}")
+                key = f"{self.SECTION}.{name}" if self.SECTION else name
+                raise VrnnError(f"{where}: {key} is {shown(value)}; set it to {rule.need}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Checked):

@@ -111,6 +111,34 @@ def test_train_export_evaluate_and_eval_only_reproduces_the_table(repo):
     assert results["vrnn-seed1"]["smc_particles"]["5"]["sequences"] == alone["sequences"]["log_likelihood_smc"]
 
 
+def test_only_new_evaluates_just_the_changed_checkpoints_and_keeps_the_others(repo, monkeypatch):
+    from vrnn.checkpoint import export_checkpoint
+    from vrnn.lab.experiments import runner
+
+    folder = _run(repo).parent
+    first = json.loads((folder / "results.json").read_text())
+    seen = []
+    real = runner.evaluate_checkpoint
+    monkeypatch.setattr(runner, "evaluate_checkpoint", lambda path, **kw: seen.append(Path(path).name) or real(
+        path, **kw))
+    ckpt = folder / "checkpoints/rolls/vrnn-seed1.pt"
+    export_checkpoint(ckpt, ckpt, weights="int8")  # the same run, other bytes: its evaluation is stale
+    _run(repo, eval_only=True, only_new=True)
+    again = json.loads((folder / "results.json").read_text())
+    assert seen == ["vrnn-seed1.pt"]
+    for key in ("rnn", "vrnn-seed0"):
+        assert again["evaluations"]["rolls"][key] == first["evaluations"]["rolls"][key]
+        assert again["eval_seconds"]["rolls"][key] == first["eval_seconds"]["rolls"][key]
+    assert again["evaluations"]["rolls"]["vrnn-seed1"]["checkpoint_sha256"] != first["evaluations"]["rolls"][
+        "vrnn-seed1"]["checkpoint_sha256"]
+    path = folder / "experiment.toml"
+    path.write_text(path.read_text().replace("iw_samples = 3", "iw_samples = 4"))
+    _run(repo, eval_only=True, only_new=True)  # other [eval] settings: every checkpoint again
+    assert sorted(seen[1:]) == ["rnn.pt", "vrnn-seed0.pt", "vrnn-seed1.pt"]
+    with pytest.raises(VrnnError, match="--only-new chooses what to evaluate; --train-only evaluates nothing"):
+        _run(repo, train_only=True, only_new=True)
+
+
 def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, tmp_path):
     whole = _run(repo).parent / "checkpoints"
     first = {p.name: torch.load(p, weights_only=True)["model"] for p in whole.rglob("*.pt")}
@@ -139,6 +167,7 @@ def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, t
     (("iw_samples = 3", "iw_samples = 3\nsmc_particles = [250, 40]"),
      r"eval.smc_particles is \(250, 40\); set it to a list of increasing particle counts"),
     (("iw_samples = 3", "iw_samples = 3\nsmc_particles = 40"), "eval.smc_particles: expected a tuple, got 40"),
+    (('title = "Tiny"', 'title = "Tiny"\nweights = "int4"'), "weights is 'int4'; set it to one of float16, int8"),
 ])
 def test_mistakes_in_an_experiment_file_are_one_line_errors(repo, edit, message):
     path = repo / "benchmarks" / "tiny" / "experiment.toml"
@@ -156,12 +185,17 @@ def test_missing_data_names_the_flag(repo, capsys):
     assert code == 2 and "--data-dir" in capsys.readouterr().err
 
 
-def test_exported_checkpoints_hold_float16_weights_that_load_into_the_model(repo):
+@pytest.mark.parametrize("weights", ["float16", "int8"])
+def test_exported_checkpoints_hold_the_experiments_weights_that_load_into_the_model(repo, weights):
     from vrnn.checkpoint import load_checkpoint, load_model
 
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    if weights == "int8":
+        path.write_text(f'weights = "{weights}"\n' + path.read_text())
     folder = _run(repo).parent
+    stored = torch.load(folder / "checkpoints/rolls/vrnn-seed0.pt", weights_only=True)["model"]
+    assert {v.dtype for v in stored.values() if v.dim() >= 2} == {getattr(torch, weights)}
     ckpt = load_checkpoint(folder / "checkpoints/rolls/vrnn-seed0.pt")
-    assert all(v.dtype == torch.float16 for v in ckpt["model"].values() if v.is_floating_point())
     model, _, _ = load_model(folder / "checkpoints/rolls/vrnn-seed0.pt")
     weights = dict(model.state_dict())
     assert all(v.dtype == torch.float32 and torch.equal(v, ckpt["model"][k].float()) for k, v in weights.items())

@@ -389,6 +389,11 @@ def speech_data(exp, results: dict, corpora: list[str]) -> list[str]:
             lines.append(f"| {c} | {label} | {parameters(exp, r):,} | {r['step']} | "
                          f"{info.get('train_seconds', float('nan')) / 60:.1f} | {info.get('stopped', '?')} | "
                          f"{checkpoint_mb(exp, r):.1f} |")
+    if exp.weights == "int8":
+        lines += ["", "The checkpoints store each weight matrix in 8 bits with one float32 scale per row "
+                  "(`weights = \"int8\"`): every number on this page is computed from those files. The validation "
+                  "scores of each run's .json (its learning curve) are those of its float32 weights during "
+                  "training."]
     return lines + [""]
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -159,11 +160,13 @@ def portable_override(exp: Experiment, data: str) -> str:
 
 def export(exp: Experiment, run: RunSpec, data: str, seed: int, work: Path, info: dict, data_dir: Path,
            dest: Path | None = None) -> Path:
-    """The run's ``best.pt``, slim and in float16, at ``dest`` (default: its committed path), beside ``info``."""
+    """The run's ``best.pt``, slim, its weights stored as the experiment's ``weights`` says (float16 unless
+    it says int8), at ``dest`` (default: its committed path), beside ``info``."""
     dest = dest or exp.checkpoint(run, data, seed)
-    # float16 weights: the committed tables are computed from exactly the committed file; the data source is
+    # the committed tables are computed from exactly the committed weights; the data source is
     # stored as {data_dir}/... (or its prepared name), never as a path of this machine
-    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, half=True, bench_dir=data_dir) / 2 ** 20
+    size = export_checkpoint(run_dir(work, run, data, seed) / "best.pt", dest, weights=exp.weights,
+                            bench_dir=data_dir) / 2 ** 20
     dest.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     if size > MAX_CHECKPOINT_MB:
         print(f"warning: {dest} is {size:.1f} MB, over the {MAX_CHECKPOINT_MB} MB limit for committed checkpoints",
@@ -279,11 +282,12 @@ def check_trained_on(exp: Experiment, run: RunSpec, name: str, seed: int, data: 
 
 
 def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None,
-                 data_dir: Path | None = None) -> dict:
+                 data_dir: Path | None = None, previous: dict | None = None) -> dict:
     """Evaluate every committed checkpoint of the experiment on ``[eval] split`` (latent models also with the
     particle filter at each K of ``[eval] smc_particles``), and every search's candidates on the validation split
     (:func:`search_tables`); the content of ``results.json``. A checkpoint trained on other data than the
-    experiment names now is an error (:func:`check_trained_on`)."""
+    experiment names now is an error (:func:`check_trained_on`). With ``previous`` (an earlier results.json),
+    an evaluation of the same checkpoint file (sha256) under the same ``[eval]`` is kept, not computed again."""
     ev = exp.eval
     results = {"experiment": str(exp.path.relative_to(exp.root)), "date": datetime.date.today().isoformat(),
                "hardware": describe_hardware(), "eval": dataclasses.asdict(ev), "data": {}, "runs": {},
@@ -298,14 +302,18 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
             check_trained_on(exp, run, name, seed, data, data_dir)
         for run, seed in cells:
             path, key, t0 = exp.checkpoint(run, name, seed), run.key(seed), time.perf_counter()
-            report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size,
-                                         data=data, per_sequence=True, estimator=ev.estimator,
-                                         particles=ev.smc_particles)
-            report["checkpoint"] = str(path.relative_to(exp.root))
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            report, seconds = kept_evaluation(previous, results["eval"], name, key, sha)
+            if report is None:
+                report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples,
+                                             batch_size=ev.batch_size, data=data, per_sequence=True,
+                                             estimator=ev.estimator, particles=ev.smc_particles)
+                seconds = round(time.perf_counter() - t0, 1)
+            report |= {"checkpoint": str(path.relative_to(exp.root)), "checkpoint_sha256": sha}
             info = path.with_suffix(".json")
             results["evaluations"].setdefault(name, {})[key] = report
             results["runs"].setdefault(name, {})[key] = json.loads(info.read_text()) if info.is_file() else {}
-            results["eval_seconds"].setdefault(name, {})[key] = round(time.perf_counter() - t0, 1)
+            results["eval_seconds"].setdefault(name, {})[key] = seconds
             print(f"{name:16s} {key:22s} ELBO {report['elbo']['per_step_total']:9.3f}  log-lik "
                   f"{report['log_likelihood']['per_step_total']:9.3f} nats/step (total/total)", flush=True)
     if not results["evaluations"]:
@@ -313,12 +321,22 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
     return results
 
 
+def kept_evaluation(previous: dict | None, settings: dict, name: str, key: str, sha: str):
+    """(report, seconds) of ``previous`` results.json for checkpoint ``key`` on data set ``name`` when it was
+    computed from the file with this ``sha`` under the same ``[eval]`` settings; (None, None) otherwise."""
+    report = ((previous or {}).get("evaluations") or {}).get(name, {}).get(key)
+    same = previous and json.loads(json.dumps(settings)) == previous.get("eval")
+    if not same or report is None or report.get("checkpoint_sha256") != sha:
+        return None, None
+    return dict(report), previous.get("eval_seconds", {}).get(name, {}).get(key)
+
+
 def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str | Path | None = None,
                    work: str | Path | None = None, runs: list[str] | None = None,
                    seeds: list[int] | None = None, candidates: list[int] | None = None, datasets: list[str] | None = None, resume: bool = False,
                    allow_changes: bool = False,
                    minutes: float = 0.0, overrides: list[str] | None = None, quiet: bool = False,
-                   retrain: bool = False, train_only: bool = False) -> Path | None:
+                   retrain: bool = False, train_only: bool = False, only_new: bool = False) -> Path | None:
     """``vrnn experiment``: train (unless ``eval_only``), evaluate and render (unless ``train_only``); returns
     the RESULTS.md path.
 
@@ -329,6 +347,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
 
     exp = load_experiment(path)
     _check_choices(exp, runs, datasets, eval_only, train_only, allow_changes, resume)
+    if only_new and train_only:
+        raise VrnnError("--only-new chooses what to evaluate; --train-only evaluates nothing: drop one")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir(exp)
     work = Path(work) if work is not None else exp.root / "runs" / "experiments" / exp.folder.name
     used = {d for run, d, _ in exp.cells()} | {run.search_data for run in exp.runs.values() if run.search}
@@ -352,7 +372,9 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     if train_only:
         print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
         return None
-    results = evaluate_all(exp, sources, scored, data_dir)
+    before = exp.folder / "results.json"
+    previous = json.loads(before.read_text()) if only_new and before.is_file() else None
+    results = evaluate_all(exp, sources, scored, data_dir, previous)
     (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
     out = render(exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")

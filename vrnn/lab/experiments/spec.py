@@ -159,8 +159,10 @@ class ExperimentTable(Checked):
     data: dict = field(default_factory=dict)
     runs: dict = field(default_factory=dict)
     report_options: dict = field(default_factory=dict)
+    weights: str = "float16"  # how committed checkpoints store their weights: float16 or int8
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("runs",)
+    CHECKS: ClassVar[dict[str, Check]] = {"weights": one_of(("float16", "int8"))}
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class Experiment:
     runs: dict[str, RunSpec]
     eval: EvalSpec
     report_options: dict
+    weights: str = "float16"
 
     @property
     def folder(self) -> Path:
@@ -230,7 +233,7 @@ def load_experiment(path: str | Path) -> Experiment:
                    f"{', '.join(r.name for r in runs.values() if r.search) or '(none: add a search to a run)'}")
             raise VrnnError(f"{where}: [runs.{run.name}] settings_from: {why}")
     title = top.title or (path.resolve().parent.name if path.stem == "experiment" else path.stem)
-    return Experiment(path.resolve(), title, top.report, data, runs, top.eval, top.report_options)
+    return Experiment(path.resolve(), title, top.report, data, runs, top.eval, top.report_options, top.weights)
 
 
 def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> RunSpec:
