@@ -139,6 +139,32 @@ def test_only_new_evaluates_just_the_changed_checkpoints_and_keeps_the_others(re
         _run(repo, train_only=True, only_new=True)
 
 
+def test_an_interrupted_evaluation_keeps_what_it_finished_for_only_new(repo, monkeypatch):
+    from vrnn.lab.experiments import runner
+
+    folder = _run(repo, train_only=True) or (repo / "benchmarks" / "tiny")
+    real, seen = runner.evaluate_checkpoint, []
+
+    def stop_at_the_third(path, **kw):
+        seen.append(Path(path).name)
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the session ends while the third checkpoint is evaluated
+        return real(path, **kw)
+
+    monkeypatch.setattr(runner, "evaluate_checkpoint", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        _run(repo, eval_only=True)
+    assert not (folder / "results.json").exists()
+    cached = sorted(p.name for p in (repo / "runs" / "evaluations" / "rolls").glob("*.json"))
+    assert cached == sorted(f"{Path(n).stem}.json" for n in seen[:2])
+    _run(repo, eval_only=True, only_new=True)  # only the third is computed now
+    assert len(seen) == 4 and seen[3] == seen[2]
+    results = json.loads((folder / "results.json").read_text())
+    again = evaluate_checkpoint(folder / "checkpoints/rolls" / seen[0], iw_samples=3, batch_size=4,
+                                data_source=str(repo.parent / "data" / "rolls.npz"), per_sequence=True)
+    assert results["evaluations"]["rolls"][Path(seen[0]).stem]["sequences"] == again["sequences"]
+
+
 def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, tmp_path):
     whole = _run(repo).parent / "checkpoints"
     first = {p.name: torch.load(p, weights_only=True)["model"] for p in whole.rglob("*.pt")}

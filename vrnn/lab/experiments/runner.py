@@ -38,6 +38,7 @@ from ...api import evaluate_checkpoint
 from ...checkpoint import export_checkpoint, load_checkpoint
 from ...training.config import load_config
 from ...data import DataConfig, SequenceData, load_dataset
+from ...io import atomic_write
 from ...data.recipes import RECIPES, prepare
 from ...data.resolve import DATA_DIR, data_reference, locate, portable_meta
 from ...errors import VrnnError
@@ -282,12 +283,16 @@ def check_trained_on(exp: Experiment, run: RunSpec, name: str, seed: int, data: 
 
 
 def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dict] | None = None,
-                 data_dir: Path | None = None, previous: dict | None = None) -> dict:
+                 data_dir: Path | None = None, previous: dict | None = None, cache: Path | None = None) -> dict:
     """Evaluate every committed checkpoint of the experiment on ``[eval] split`` (latent models also with the
     particle filter at each K of ``[eval] smc_particles``), and every search's candidates on the validation split
     (:func:`search_tables`); the content of ``results.json``. A checkpoint trained on other data than the
-    experiment names now is an error (:func:`check_trained_on`). With ``previous`` (an earlier results.json),
-    an evaluation of the same checkpoint file (sha256) under the same ``[eval]`` is kept, not computed again."""
+    experiment names now is an error (:func:`check_trained_on`).
+
+    Each evaluation is also written, as soon as it is done, to ``cache/<data>/<key>.json`` (a results.json of one
+    checkpoint), so that an interrupted evaluation loses at most the checkpoint it was on. With ``previous`` (an
+    earlier results.json), an evaluation of the same checkpoint file (sha256) under the same ``[eval]``, found
+    there or in ``cache``, is kept rather than computed again."""
     ev = exp.eval
     results = {"experiment": str(exp.path.relative_to(exp.root)), "date": datetime.date.today().isoformat(),
                "hardware": describe_hardware(), "eval": dataclasses.asdict(ev), "data": {}, "runs": {},
@@ -301,15 +306,8 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
         for run, seed in cells:
             check_trained_on(exp, run, name, seed, data, data_dir)
         for run, seed in cells:
-            path, key, t0 = exp.checkpoint(run, name, seed), run.key(seed), time.perf_counter()
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            report, seconds = kept_evaluation(previous, results["eval"], name, key, sha)
-            if report is None:
-                report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples,
-                                             batch_size=ev.batch_size, data=data, per_sequence=True,
-                                             estimator=ev.estimator, particles=ev.smc_particles)
-                seconds = round(time.perf_counter() - t0, 1)
-            report |= {"checkpoint": str(path.relative_to(exp.root)), "checkpoint_sha256": sha}
+            path, key = exp.checkpoint(run, name, seed), run.key(seed)
+            report, seconds = _evaluate_cell(exp, path, data, results["eval"], name, key, previous, cache)
             info = path.with_suffix(".json")
             results["evaluations"].setdefault(name, {})[key] = report
             results["runs"].setdefault(name, {})[key] = json.loads(info.read_text()) if info.is_file() else {}
@@ -319,6 +317,30 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
     if not results["evaluations"]:
         raise VrnnError(f"{exp.folder / 'checkpoints'}: no checkpoints; train first (run without --eval-only)")
     return results
+
+
+def _evaluate_cell(exp: Experiment, path: Path, data: SequenceData, settings: dict, name: str, key: str,
+                   previous: dict | None, cache: Path | None) -> tuple[dict, float]:
+    """One checkpoint's evaluation and its seconds: kept from ``previous`` or ``cache`` (:func:`kept_evaluation`)
+    when ``previous`` is given, else computed and written to ``cache``."""
+    ev, t0 = exp.eval, time.perf_counter()
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    stored = cache / name / f"{key}.json" if cache is not None else None
+    for earlier in ([previous] + ([json.loads(stored.read_text())] if stored and stored.is_file() else [])
+                    if previous is not None else []):
+        report, seconds = kept_evaluation(earlier, settings, name, key, sha)
+        if report is not None:
+            return report, seconds
+    report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data,
+                                 per_sequence=True, estimator=ev.estimator, particles=ev.smc_particles)
+    report |= {"checkpoint": str(path.relative_to(exp.root)), "checkpoint_sha256": sha}
+    seconds = round(time.perf_counter() - t0, 1)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(stored) as tmp:
+            tmp.write_text(json.dumps({"eval": settings, "evaluations": {name: {key: report}},
+                                       "eval_seconds": {name: {key: seconds}}}) + "\n")
+    return report, seconds
 
 
 def kept_evaluation(previous: dict | None, settings: dict, name: str, key: str, sha: str):
@@ -373,8 +395,8 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
         print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
         return None
     before = exp.folder / "results.json"
-    previous = json.loads(before.read_text()) if only_new and before.is_file() else None
-    results = evaluate_all(exp, sources, scored, data_dir, previous)
+    previous = (json.loads(before.read_text()) if before.is_file() else {}) if only_new else None
+    results = evaluate_all(exp, sources, scored, data_dir, previous, cache=work / "evaluations")
     (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
     out = render(exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")
