@@ -136,8 +136,9 @@ def test_published_targets_every_seed_above_another_run_and_within_a_margin():
              "targets": ["vrnn", "srnn"]}
     text = "\n".join(polyphonic_targets([above], "d", base + overlap + clear))
     # vrnn's mean is above rnn's, but its worst seed is below rnn's best: not above on every seed
-    assert "VRNN -5.050 ± 0.212 vs -5.200 ± 0.141 (worst seed -5.200, best of theirs -5.100): NOT above" in text
-    assert "SRNN -5.025 ± 0.035 vs -5.200 ± 0.141 (worst seed -5.050, best of theirs -5.100): above" in text
+    assert ("VRNN -5.050 ± 0.212 vs -5.200 ± 0.141 (worst seed -5.200, best of theirs -5.100; 2 vs 2 seeds): "
+            "NOT above") in text
+    assert "SRNN -5.025 ± 0.035 vs -5.200 ± 0.141 (worst seed -5.050, best of theirs -5.100; 2 vs 2 seeds): above" in text
     near = {"data": "d", "label": "published", "what": "log-likelihood", "value": -5.19, "margin": 0.1,
             "targets": ["rnn"]}
     assert "met at -5.29 or above (within 0.1)" in "\n".join(polyphonic_targets([near], "d", base))

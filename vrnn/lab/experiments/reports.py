@@ -218,13 +218,14 @@ def polyphonic_targets(published: list[dict], data: str, found: list) -> list[st
                     continue
                 # every_seed: every seed of the run above every seed of the other (the claims table's rule)
                 ok = min(v) > max(base) if p.get("every_seed") else float(np.mean(v)) > float(np.mean(base))
-                seeds = f" (worst seed {min(v):.3f}, best of theirs {max(base):.3f})" if p.get("every_seed") else ""
+                seeds = (f" (worst seed {min(v):.3f}, best of theirs {max(base):.3f}; {len(v)} vs {len(base)} seeds)"
+                         if p.get("every_seed") else f" ({len(v)} vs {len(base)} seeds)")
                 verdicts.append(f"{run.label} {_spread(v)} vs {_spread(base)}{seeds}: "
                                 f"{'above' if ok else 'NOT above'}")
                 continue
             worst, bar = min(v), p["value"] - p.get("margin", 0.0)  # margin: met within this much of the number
             ok = worst >= bar if p.get("every_seed") else float(np.mean(v)) >= bar
-            seeds = f", worst of {len(v)} seeds {worst:.3f}" if len(v) > 1 else ""
+            seeds = f", worst of {len(v)} seeds {worst:.3f}" if len(v) > 1 else ", 1 seed"
             verdicts.append(f"{run.label} {_spread(v)}{seeds} (mean − published {float(np.mean(v)) - p['value']:+.3f}): "
                             f"{'met' if ok else 'NOT met'}")
         rule = (" on every seed" if p.get("every_seed") else "") + (
