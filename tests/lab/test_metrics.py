@@ -7,7 +7,8 @@ import pytest
 
 from vrnn.errors import VrnnError
 from vrnn.lab.metrics import (average_log_spectrum, energy_change, frame_loudness, high_frequency_ratio,
-                              log_spectral_distance, spectral_flux, style_drift, transition_alignment)
+                              log_spectral_distance, reference_spectrum, spectral_flux, style_drift,
+                              transition_alignment)
 
 RATE = 8000
 
@@ -37,6 +38,9 @@ def test_log_spectral_distance_tells_noise_from_a_tone_and_ignores_loudness():
     assert same_kind < 3 and louder < 3 and noise_pair < 3
     assert noise > 10 * max(same_kind, noise_pair)
     assert log_spectral_distance(tone(440, amp=0.05), tone(440), RATE, normalise=False) > 15  # 20 dB quieter
+    once = reference_spectrum(tone(440, seed=2), RATE)  # the reference's spectrum computed once: the same distances
+    assert log_spectral_distance(white(seed=1), once, RATE) == noise
+    assert log_spectral_distance(tone(440, amp=0.05), reference_spectrum(tone(440), RATE), RATE, normalise=False) > 15
 
 
 def test_high_frequency_ratio_of_noise_is_its_bandwidth_share_and_of_a_low_tone_near_zero():

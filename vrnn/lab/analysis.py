@@ -148,7 +148,7 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
     """
     from ..data import load_dataset
     from ..data.audio import steps_for_seconds
-    from .metrics import high_frequency_ratio, log_spectral_distance
+    from .metrics import high_frequency_ratio, log_spectral_distance, reference_spectrum
     from ..inference.sampling import sample
 
     model, norm, ckpt = load_model(checkpoint)
@@ -158,7 +158,7 @@ def sample_quality(checkpoint: str | Path, n: int = 20, seconds: float | None = 
     rate = int(meta["rate"])
     cutoff = rate / 4 if cutoff_hz is None else cutoff_hz
     heldout = load_dataset(checkpoint_data_config(ckpt)).splits[split]
-    reference = np.concatenate([a.reshape(-1) for a in heldout])
+    reference = reference_spectrum(np.concatenate([a.reshape(-1) for a in heldout]), rate)  # once, not per wave
     steps = steps_for_seconds(meta, seconds) if seconds is not None else len(heldout[0])
     waves = sample(model.to(resolve_device(device, setting="--device")), steps, n, norm, seed).reshape(n, -1)
     score = lambda ws: (np.array([log_spectral_distance(w, reference, rate) for w in ws]),  # noqa: E731

@@ -27,6 +27,8 @@ Handwriting style (claim 4: a sample keeps one style through a drawing):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import VrnnError
@@ -58,12 +60,26 @@ def average_log_spectrum(wave, rate: int, segment: int = 256) -> tuple[np.ndarra
     return freqs, 10 * np.log10(np.maximum(psd, floor))
 
 
+@dataclass(frozen=True)
+class Spectrum:
+    """An average log spectrum computed once (:func:`reference_spectrum`), to compare many waveforms with."""
+
+    db: np.ndarray
+
+
+def reference_spectrum(reference, rate: int, segment: int = 256) -> Spectrum:
+    """``reference``'s average log spectrum, for :func:`log_spectral_distance` against many waveforms
+    without recomputing it for each."""
+    return Spectrum(average_log_spectrum(reference, rate, segment)[1])
+
+
 def log_spectral_distance(wave, reference, rate: int, segment: int = 256, normalise: bool = True) -> float:
     """RMS over frequency of the difference (dB) between the average log spectra of ``wave`` and
     ``reference`` (e.g. a generated sample and held-out audio at the same rate). With ``normalise``
-    each spectrum is shifted to mean 0 dB first, so loudness does not count, only spectral shape."""
+    each spectrum is shifted to mean 0 dB first, so loudness does not count, only spectral shape.
+    ``reference`` may be a :class:`Spectrum` computed once with the same ``rate`` and ``segment``."""
     _, a = average_log_spectrum(wave, rate, segment)
-    _, b = average_log_spectrum(reference, rate, segment)
+    b = reference.db if isinstance(reference, Spectrum) else average_log_spectrum(reference, rate, segment)[1]
     if normalise:
         a, b = a - a.mean(), b - b.mean()
     return float(np.sqrt(np.mean((a - b) ** 2)))
