@@ -58,6 +58,7 @@ def committed(root: Path) -> list[Path]:
 
 def fix(root: Path, data_dir: Path) -> None:
     from vrnn.checkpoint import export_checkpoint
+    from vrnn.io import dumps_json
     from vrnn.lab.experiments.runner import portable_results
     from vrnn.lab.experiments.spec import load_experiment
 
@@ -82,7 +83,7 @@ def fix(root: Path, data_dir: Path) -> None:
             old = json.loads(results.read_text())
             new = portable_results(exp, old, data_dir)
             new["runs"] = {d: {k: portable_run(exp, d, r) for k, r in runs.items()} for d, runs in old["runs"].items()}
-            results.write_text(json.dumps(new, indent=1) + "\n")
+            results.write_text(dumps_json(new))
             print(f"rewrote {results.relative_to(root)}")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -28,6 +29,17 @@ try:
     import fcntl
 except ImportError:  # not on Windows: the lock relies on the holder's pid alone
     fcntl = None
+
+
+_NUMBER = r"-?(?:\d[\d.eE+-]*|NaN|Infinity)"
+_NUMBER_LIST = re.compile(rf"\[\s+((?:{_NUMBER},\s+)*{_NUMBER})\s+\]")
+
+
+def dumps_json(obj) -> str:
+    """``obj`` as indented JSON (one key per line) with every list of plain numbers on one line, as
+    ``[1.5,2,-3]``: per-sequence results stay readable and a third smaller; the values are unchanged."""
+    return _NUMBER_LIST.sub(lambda m: "[" + ",".join(m.group(1).split(",\n")).replace(" ", "") + "]",
+                            json.dumps(obj, indent=1)) + "\n"
 
 
 def tmp_name(path: Path) -> Path:

@@ -165,6 +165,17 @@ def test_an_interrupted_evaluation_keeps_what_it_finished_for_only_new(repo, mon
     assert results["evaluations"]["rolls"][Path(seen[0]).stem]["sequences"] == again["sequences"]
 
 
+def test_results_json_keeps_each_list_of_numbers_on_one_line_with_its_values_unchanged():
+    from vrnn.io import dumps_json
+
+    data = {"sequences": {"elbo": [-2777.123456789012, 1e-05, float("inf"), -float("inf")], "keys": ["a", "b"]},
+            "rows": [[1, 2], [3]]}
+    text = dumps_json(data)
+    assert '"elbo": [-2777.123456789012,1e-05,Infinity,-Infinity]' in text and '[1,2]' in text
+    assert '"keys": [\n' in text  # lists of strings keep one item per line
+    assert json.loads(text) == data and text.endswith("}\n")
+
+
 def test_a_run_stopped_by_the_session_budget_resumes_to_the_same_weights(repo, tmp_path):
     whole = _run(repo).parent / "checkpoints"
     first = {p.name: torch.load(p, weights_only=True)["model"] for p in whole.rglob("*.pt")}

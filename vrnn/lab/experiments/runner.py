@@ -38,7 +38,7 @@ from ...api import evaluate_checkpoint
 from ...checkpoint import export_checkpoint, load_checkpoint
 from ...training.config import load_config
 from ...data import DataConfig, SequenceData, load_dataset
-from ...io import atomic_write
+from ...io import atomic_write, dumps_json
 from ...data.recipes import RECIPES, prepare
 from ...data.resolve import DATA_DIR, data_reference, locate, portable_meta
 from ...errors import VrnnError
@@ -397,7 +397,7 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
     before = exp.folder / "results.json"
     previous = (json.loads(before.read_text()) if before.is_file() else {}) if only_new else None
     results = evaluate_all(exp, sources, scored, data_dir, previous, cache=work / "evaluations")
-    (exp.folder / "results.json").write_text(json.dumps(portable_results(exp, results, data_dir), indent=1) + "\n")
+    (exp.folder / "results.json").write_text(dumps_json(portable_results(exp, results, data_dir)))
     out = render(exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")
     return out
