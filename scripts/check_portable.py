@@ -57,7 +57,7 @@ def committed(root: Path) -> list[Path]:
 
 
 def fix(root: Path, data_dir: Path) -> None:
-    from vrnn.checkpoint import export_checkpoint
+    from vrnn.checkpoint import export_checkpoint, stored_weights
     from vrnn.io import dumps_json
     from vrnn.lab.experiments.runner import portable_results
     from vrnn.lab.experiments.spec import load_experiment
@@ -67,9 +67,7 @@ def fix(root: Path, data_dir: Path) -> None:
         for pt in sorted(exp.folder.glob("checkpoints/*/*.pt")):
             if absolute_paths(pt):
                 before = torch.load(pt, weights_only=True)["model"]
-                dtypes = {v.dtype for v in before.values()}
-                weights = "int8" if torch.int8 in dtypes else "float16" if torch.float16 in dtypes else "float32"
-                export_checkpoint(pt, pt, weights=weights, bench_dir=data_dir)  # the weights as they are
+                export_checkpoint(pt, pt, weights=stored_weights(pt), bench_dir=data_dir)  # the weights as they are
                 after = torch.load(pt, weights_only=True)["model"]
                 assert all(before[k].dtype == after[k].dtype and torch.equal(before[k], after[k]) for k in before), pt
                 print(f"re-exported {pt.relative_to(root)}")

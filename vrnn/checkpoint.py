@@ -73,6 +73,12 @@ def export_checkpoint(src: str | Path, dest: str | Path, extra: dict | None = No
     return dest.stat().st_size
 
 
+def stored_weights(path: str | Path) -> str:
+    """How a checkpoint file stores its weights: one of :data:`WEIGHTS` (read without dequantizing)."""
+    dtypes = {v.dtype for v in torch.load(path, map_location="cpu", weights_only=True)["model"].values()}
+    return "int8" if torch.int8 in dtypes else "float16" if torch.float16 in dtypes else "float32"
+
+
 def quantize_weights(state: dict) -> tuple[dict, dict]:
     """Every floating tensor of two or more dimensions as int8 with one float32 scale per output row
     (symmetric, round to nearest: each weight moves by at most half its row's scale, max|row| / 254);

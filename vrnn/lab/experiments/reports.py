@@ -395,18 +395,16 @@ def speech_data(exp, results: dict, corpora: list[str]) -> list[str]:
 
 def stored_weights_note(exp, results: dict) -> list[str]:
     """How the evaluated checkpoints store their weights, when some are in 8 bits (``weights = "int8"``)."""
-    import torch
+    from ...checkpoint import stored_weights
 
     kinds: dict[str, list[str]] = {}
     for name, reps in results["evaluations"].items():
         for key, r in reps.items():
-            dtypes = {v.dtype for v in torch.load(exp.root / r["checkpoint"], weights_only=True)["model"].values()}
-            kinds.setdefault("8 bits" if torch.int8 in dtypes else "float16" if torch.float16 in dtypes
-                             else "float32", []).append(f"{name}/{key}")
-    if "8 bits" not in kinds:
+            kinds.setdefault(stored_weights(exp.root / r["checkpoint"]), []).append(f"{name}/{key}")
+    if "int8" not in kinds:
         return []
-    others = "; ".join(f"in {kind}: {', '.join(keys)}" for kind, keys in kinds.items() if kind != "8 bits")
-    return ["", f"{len(kinds['8 bits'])} of these checkpoints store each weight matrix in 8 bits with one float32 "
+    others = "; ".join(f"in {kind}: {', '.join(keys)}" for kind, keys in kinds.items() if kind != "int8")
+    return ["", f"{len(kinds['int8'])} of these checkpoints store each weight matrix in 8 bits with one float32 "
             "scale per row (`weights = \"int8\"`)" + (f"; those exported before that setting, {others}" if others
                                                        else "") + ". Every number on this page is computed from the "
             "files as stored; the validation scores of each run's .json (its learning curve) are those of its "

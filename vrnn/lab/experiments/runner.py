@@ -326,11 +326,12 @@ def _evaluate_cell(exp: Experiment, path: Path, data: SequenceData, settings: di
     ev, t0 = exp.eval, time.perf_counter()
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = cache / name / f"{key}.json" if cache is not None else None
-    for earlier in ([previous] + ([json.loads(stored.read_text())] if stored and stored.is_file() else [])
-                    if previous is not None else []):
-        report, seconds = kept_evaluation(earlier, settings, name, key, sha)
-        if report is not None:
-            return report, seconds
+    if previous is not None:
+        cached = json.loads(stored.read_text()) if stored is not None and stored.is_file() else None
+        for earlier in (previous, cached):
+            report, seconds = kept_evaluation(earlier, settings, name, key, sha)
+            if report is not None:
+                return report, seconds
     report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data,
                                  per_sequence=True, estimator=ev.estimator, particles=ev.smc_particles)
     report |= {"checkpoint": str(path.relative_to(exp.root)), "checkpoint_sha256": sha}
