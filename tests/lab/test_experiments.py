@@ -2,7 +2,9 @@
 ``--eval-only`` re-creates the committed table byte for byte."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -533,6 +535,62 @@ def test_ties_go_to_the_first_candidate_and_a_non_finite_score_never_wins():
     assert choose([float("nan"), -5.0]) == 1 and choose([float("inf"), 0.0]) == 1
 
 
+def test_the_one_se_rule_takes_the_smallest_candidate_not_measurably_worse_than_the_best():
+    from vrnn.lab.experiments.search import choose_one_se
+
+    # c1 is best; c2 is 0.2 behind with a paired SE of 0.5 and smaller: chosen; c0 is 5 behind: out
+    assert choose_one_se([-10.0, -5.0, -5.2], [1.0, 0.0, 0.5], [100, 300, 200]) == 2
+    assert choose_one_se([-10.0, -5.0, -5.2], [1.0, 0.0, 0.1], [100, 300, 200]) == 1  # 0.2 > 0.1: measurably worse
+    assert choose_one_se([-5.1, -5.0, -5.1], [0.5, 0.0, 0.5], [200, 300, 200]) == 0  # equal size: the higher, first
+    assert choose_one_se([-math.inf, -5.0], [0.0, 0.0], [1, 300]) == 1  # an ineligible candidate never wins
+    assert choose_one_se([-5.2, -5.0], [float("nan"), 0.0], [1, 300]) == 1  # no SE: not shown to be close
+
+
+def test_the_paired_se_is_zero_for_a_constant_shift_and_grows_with_the_noise_of_the_difference():
+    from vrnn.lab.experiments.search import paired_se
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(-100.0, 30.0, 400)  # the sequences differ a lot; the candidates' difference does not
+    lengths, groups = np.full(400, 10.0), np.repeat(np.arange(100), 4)
+    best = {"log_likelihood": base.tolist(), "lengths": lengths.tolist()}
+
+    def other(noise):
+        return {"log_likelihood": (base - 2.0 + noise * rng.normal(size=400)).tolist(), "lengths": lengths.tolist()}
+
+    assert paired_se(best, best, "log_likelihood", groups) == 0.0
+    assert paired_se(best, other(0.0), "log_likelihood", groups) < 1e-9
+    small, large = (paired_se(best, other(n), "log_likelihood", groups) for n in (1.0, 10.0))
+    assert 0 < small < large < 30.0 / np.sqrt(100) / 10  # far below the unpaired SE of one score
+    assert large == pytest.approx(10.0 / np.sqrt(400) / 10, rel=0.3)  # per-step SE of the mean difference
+
+
+def test_a_search_with_the_one_se_rule_records_sizes_and_paired_ses_and_chooses_by_them(searched):
+    from vrnn.lab.experiments.reports import search_section
+    from vrnn.lab.experiments.search import choose_one_se, score_search
+
+    root, out, _ = searched
+    exp = load_experiment(out.parent / "experiment.toml")
+    path = out.parent / "checkpoints/search/rnn/search.json"
+    saved = path.read_text()
+    try:
+        run = dataclasses.replace(exp.runs["rnn"], search_rule="one_se")
+        table = score_search(exp, run, str(root.parent / "data" / "rolls.npz"))
+    finally:
+        path.write_text(saved)
+    rows = table["candidates"]
+    assert table["rule"] == "one_se"
+    assert rows[0]["parameters"] < rows[1]["parameters"] and rows[2]["parameters"] < rows[3]["parameters"]  # hidden 4 < 6
+    best = max(range(4), key=lambda i: rows[i]["score"])
+    assert rows[best]["difference_se"] == 0.0 and all(r["difference_se"] > 0 for r in rows if r is not rows[best])
+    assert table["chosen"] == choose_one_se([r["score"] for r in rows], [r["difference_se"] for r in rows],
+                                            [r["parameters"] for r in rows])
+    assert rows[table["chosen"]]["score"] >= rows[best]["score"] - rows[table["chosen"]]["difference_se"]
+    text = "\n".join(search_section(exp, {"searches": {"rnn": table}}))
+    assert "the one with the fewest parameters is chosen (the one-standard-error rule)" in text
+    assert "| valid KL | parameters | SE of the difference from the best | |" in text
+    assert f"| {rows[0]['parameters']:,} | {rows[0]['difference_se']:.3f} |" in text
+
+
 def test_the_test_split_is_evaluated_only_for_the_chosen_configurations_seeds(searched):
     _, _, calls = searched
     tested = sorted(path for path, split, _ in calls if split == "test")
@@ -595,6 +653,8 @@ def test_committed_candidates_or_seeds_of_another_search_are_refused(searched):
     ('search_data = "rolls"', 'search_data = "nope"', "search_data 'nope' is not a \\[data.\\*\\] table"),
     ('search_data = "rolls"', 'search_data = "rolls"\nsearch_metric = "test"',
      "search_metric is 'test'; set it to one of log_likelihood, elbo"),
+    ('search_data = "rolls"', 'search_data = "rolls"\nsearch_rule = "smallest"',
+     "search_rule is 'smallest'; set it to one of best, one_se"),
     ('search_data = "rolls"\n', '', "search_data '' is not a \\[data.\\*\\] table"),
     ('segment_steps = 4\n', 'segment_steps = 4\nsettings_from = "vrnn"\n',
      "\\[runs.vrnn\\] settings_from: 'vrnn' is not a run with a search; name one of: rnn"),

@@ -87,12 +87,14 @@ def clusters(results: dict, data: str, n: int) -> tuple[np.ndarray, str]:
     return np.arange(n), f"{n} test sequences"
 
 
-def clustered_se(values: np.ndarray, groups: np.ndarray, resamples: int = BOOTSTRAP, seed: int = 0) -> float:
-    """Standard error of the mean of ``values`` from a bootstrap that resamples whole clusters."""
+def clustered_se(values: np.ndarray, groups: np.ndarray, resamples: int = BOOTSTRAP, seed: int = 0,
+                 lengths: np.ndarray | None = None) -> float:
+    """Standard error of the mean of ``values`` from a bootstrap that resamples whole clusters; with
+    ``lengths``, of the ratio sum(values) / sum(lengths) (a per-step total/total score)."""
     ids, inverse = np.unique(groups, return_inverse=True)
     if len(ids) < 2:
         return float("nan")
-    sums, sizes = np.bincount(inverse, weights=values), np.bincount(inverse)
+    sums, sizes = np.bincount(inverse, weights=values), np.bincount(inverse, weights=lengths)
     pick = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
     return float(np.std(sums[pick].sum(1) / sizes[pick].sum(1), ddof=1))
 

@@ -716,19 +716,26 @@ def search_section(exp, results: dict) -> list[str]:
         run = exp.runs[name]
         metric = {"log_likelihood": f"log-lik. (exact, or importance-sampled with K = {t['iw_samples']})",
                   "elbo": "ELBO"}[t["metric"]]
+        one_se = t.get("rule") == "one_se"
+        rule = (f"among the candidates whose validation {metric} is within one standard error of the best's (the "
+                "SE of each one's paired difference from the best over the same validation sequences, bootstrap "
+                "by source file), the one with the fewest parameters is chosen (the one-standard-error rule)"
+                if one_se else f"the highest validation {metric} is chosen (ties: the first)")
+        extra = " | parameters | SE of the difference from the best" if one_se else ""
         lines += [f"### Settings of {run.label}, chosen on validation", "",
                   f"Every candidate trained on {t['data']} (seed {t['seed']}) and scored on its **validation** "
-                  f"split, nats per time step (total/total); the highest validation {metric} is chosen (ties: "
-                  f"the first){_eligible(t)}. Checkpoints and this table: "
+                  f"split, nats per time step (total/total); {rule}{_eligible(t)}. Checkpoints and this table: "
                   f"`{exp.search_folder(run).relative_to(exp.root)}/`.", "",
-                  "| candidate | " + " | ".join(t["settings"]) + " | valid ELBO | valid log-lik. | valid KL | |",
-                  "| --- | " + " | ".join("---:" for _ in t["settings"]) + " | ---: | ---: | ---: | --- |"]
+                  "| candidate | " + " | ".join(t["settings"]) + f" | valid ELBO | valid log-lik. | valid KL{extra} | |",
+                  "| --- | " + " | ".join("---:" for _ in t["settings"]) + " | ---: | ---: | ---:"
+                  + " | ---: | ---:" * one_se + " | --- |"]
         for c in t["candidates"]:
             values = [o.split("=", 1)[1] for o in c["set"]]
             mark = "**chosen**" if c["candidate"] == t["chosen"] else "" if c.get("eligible", True) else "KL below the bar"
             kl = fmt(c["valid"]["kl"]) if "kl" in c["valid"] else "—"
+            more = f" | {c['parameters']:,} | {fmt(c['difference_se'])}" if one_se else ""
             lines.append(f"| c{c['candidate']} | " + " | ".join(values) + f" | {fmt(c['valid']['elbo'])} "
-                         f"| {fmt(c['valid']['log_likelihood'])} | {kl} | {mark} |")
+                         f"| {fmt(c['valid']['log_likelihood'])} | {kl}{more} | {mark} |")
         others = [r.label for r in exp.runs.values() if r.settings_from == name]
         users = run.label + "".join(f", {o}" for o in others[:-1]) + (f" and {others[-1]}" if others else "")
         lines += ["", f"{users} train{'s' * (not others)} every seed with `{' '.join(t['chosen_set'])}`: "

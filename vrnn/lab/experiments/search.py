@@ -17,7 +17,12 @@ slowest) trains like any run — in resumable segments, under ``--work``/``searc
 ``checkpoints/search/<run>/c<i>.pt``. Each is evaluated, with the experiment's ``[eval]`` settings
 (importance sampling), on the **validation** split of ``search_data`` only; the best by
 ``search_metric`` is chosen (ties: the first) among the candidates whose validation KL per step is at least
-``search_min_kl`` (latents in use; when none is, the best of all, and the table says the bar was not met). The whole table goes to
+``search_min_kl`` (latents in use; when none is, the best of all, and the table says the bar was not met).
+With ``search_rule = "one_se"`` the choice is instead the eligible candidate with the fewest parameters whose
+score is within one standard error of the best's — the SE of the paired per-sequence difference from the
+best on the same validation sequences, from a bootstrap over source files (:func:`choose_one_se`; the
+"one-standard-error rule" of Breiman et al. 1984, paired because every candidate reads the same sequences):
+a candidate that is not measurably worse and is smaller wins. The whole table goes to
 ``checkpoints/search/<run>/search.json`` and into ``results.json``, and the report renders it
 (:func:`vrnn.lab.experiments.reports.search_section`). Then the run's own seeds train with the chosen
 overrides added, and only their checkpoints are evaluated on the test split: no test number feeds
@@ -29,9 +34,13 @@ import dataclasses
 import json
 import math
 
+import numpy as np
+
 from ...api import evaluate_checkpoint
+from ...checkpoint import load_model
 from ...data import DataConfig, load_dataset
 from ...errors import VrnnError
+from .claims import clustered_se
 from .spec import Experiment, RunSpec
 
 SENTENCE = "chosen on the validation split; the test split was scored once, for the chosen configuration"
@@ -58,30 +67,67 @@ def committed(exp: Experiment, run: RunSpec, i: int) -> bool:
 
 
 def score_search(exp: Experiment, run: RunSpec, source: str) -> dict:
-    """Every committed candidate scored on the validation split of ``search_data``, the chosen one (the best
-    ``search_metric``; ties: the first) marked; written to ``search.json`` and returned (for results.json)."""
+    """Every committed candidate scored on the validation split of ``search_data``, the chosen one (by
+    ``search_rule``) marked; written to ``search.json`` and returned (for results.json)."""
     ev, folder = exp.eval, exp.search_folder(run)
     data = load_dataset(DataConfig(source=source))
-    rows = []
+    rows, sequences = [], []
     for i, overrides in enumerate(run.candidates()):
         if not committed(exp, run, i):
             raise VrnnError(f"{folder / f'c{i}.pt'}: candidate {i} of [runs.{run.name}] search is not trained; "
                             "train first (run without --eval-only)")
         path = folder / f"c{i}.pt"
-        r = evaluate_checkpoint(path, split="valid", iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data)
+        r = evaluate_checkpoint(path, split="valid", iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data,
+                                per_sequence=run.search_rule == "one_se")
         valid = {key: r[key]["per_step_total"] for key in ("elbo", "log_likelihood", "kl")}
         rows.append({"candidate": i, "set": list(overrides), "checkpoint": str(path.relative_to(exp.root)),
                      "step": r["step"], "valid": valid, "score": valid[run.search_metric],
                      "eligible": valid["kl"] >= run.search_min_kl})
+        if run.search_rule == "one_se":
+            rows[-1]["parameters"] = sum(p.numel() for p in load_model(path)[0].parameters())
+            sequences.append(r["sequences"])
     met = any(row["eligible"] for row in rows)  # none eligible: the best of all, and the table says so
-    chosen = choose([row["score"] if row["eligible"] or not met else -math.inf for row in rows])
+    scores = [row["score"] if row["eligible"] or not met else -math.inf for row in rows]
+    chosen = choose(scores)
+    if run.search_rule == "one_se":
+        groups = _groups(data, len(sequences[0]["lengths"]))
+        for row, seqs in zip(rows, sequences):
+            row["difference_se"] = paired_se(sequences[chosen], seqs, run.search_metric, groups)
+        chosen = choose_one_se(scores, [row["difference_se"] for row in rows], [row["parameters"] for row in rows])
     table = {"run": run.name, "data": run.search_data, "seed": run.search_seed, "split": "valid",
              "metric": run.search_metric, "units": "nats per time step (total over total steps), model units",
              "iw_samples": ev.iw_samples, "settings": [k for k, _ in run.search], "candidates": rows,
-             "min_kl": run.search_min_kl, "min_kl_met": met,
+             "min_kl": run.search_min_kl, "min_kl_met": met, "rule": run.search_rule,
              "chosen": chosen, "chosen_set": rows[chosen]["set"], "protocol": SENTENCE}
     (folder / "search.json").write_text(json.dumps(table, indent=1) + "\n")
     return table
+
+
+def _groups(data, n: int) -> np.ndarray:
+    """The source file of each of the ``n`` validation sequences (the prepared data's ``file_sequences``
+    record), else one group per sequence."""
+    counts = data.meta.get("file_sequences", {}).get("valid")
+    if counts is not None and sum(counts) == n:
+        return np.repeat(np.arange(len(counts)), counts)
+    return np.arange(n)
+
+
+def paired_se(best: dict, other: dict, metric: str, groups: np.ndarray) -> float:
+    """Bootstrap SE (over ``groups``) of the per-step total/total difference ``best`` − ``other`` of two
+    candidates' per-sequence ``metric`` on the same sequences; 0 for a candidate against itself."""
+    diff = np.asarray(best[metric], dtype=np.float64) - np.asarray(other[metric], dtype=np.float64)
+    if not diff.any():
+        return 0.0
+    return clustered_se(diff, groups, lengths=np.asarray(other["lengths"], dtype=np.float64))
+
+
+def choose_one_se(scores: list[float], ses: list[float], parameters: list[int]) -> int:
+    """The one-standard-error rule: among the candidates whose score is at least the best's minus the SE of
+    their paired difference from it, the one with the fewest parameters (ties: the higher score, then the
+    first). A non-finite score (ineligible) is never chosen."""
+    best = choose(scores)
+    near = [i for i, v in enumerate(scores) if math.isfinite(v) and v >= scores[best] - ses[i]]
+    return min(near, key=lambda i: (parameters[i], -scores[i], i))
 
 
 def choose(scores: list[float]) -> int:

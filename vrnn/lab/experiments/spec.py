@@ -32,6 +32,8 @@
     search_metric = "log_likelihood"          # or "elbo": the validation score (the [eval] estimate) compared
     search_min_kl = 0.05                      # optional: only candidates whose validation KL per step is at
                                               # least this are eligible (latents in use); 0: any
+    search_rule = "best"                      # or "one_se": the fewest parameters within one paired standard
+                                              # error of the best (vrnn.lab.experiments.search)
     # settings_from = "rnn"                   # instead of a search: train with the settings run "rnn"'s
                                               # search chose (recorded, and checked like its own seeds)
 
@@ -55,6 +57,7 @@ from ...settings import POSITIVE, Check, Checked, at_least, build_dataclass, mat
 
 NONEMPTY = matches(r".*\S.*", "a non-empty string")
 SEARCH_METRICS = ("log_likelihood", "elbo")  # keys of an evaluation report, per step total/total
+SEARCH_RULES = ("best", "one_se")  # how a search chooses among its candidates (vrnn.lab.experiments.search)
 SETTING = r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+"  # a --set key: section.key
 INCREASING = Check(lambda v: all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v)
                    and list(v) == sorted(set(v)), "a list of increasing particle counts, e.g. [40, 250, 1000]")
@@ -88,12 +91,14 @@ class RunTable(Checked):
     search_seed: int = 0
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0
+    search_rule: str = "best"
     settings_from: str = ""  # another run whose search's chosen settings this run trains with (no search of its own)
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
                                           "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS),
-                                          "search_min_kl": at_least(0, " (0: every candidate is eligible)")}
+                                          "search_min_kl": at_least(0, " (0: every candidate is eligible)"),
+                                          "search_rule": one_of(SEARCH_RULES)}
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class RunSpec:
     search_seed: int = 0
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0  # nats per step: candidates below it on validation are not eligible
+    search_rule: str = "best"  # or "one_se" (vrnn.lab.experiments.search.choose_one_se)
     settings_from: str = ""  # the run whose search's choice this run trains with
 
     @property
@@ -258,7 +264,7 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
                    tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
                    _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric,
-                   r.search_min_kl, r.settings_from)
+                   r.search_min_kl, r.search_rule, r.settings_from)
 
 
 def _search(r: RunTable, section: str, data: dict[str, DataSpec], where: str) -> tuple[tuple[str, tuple], ...]:
