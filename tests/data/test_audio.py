@@ -24,6 +24,7 @@ from vrnn.data.recipes import FILLETS_INSTALL, fillets, prepare  # noqa: E402
 from vrnn.data.splits import seeded_split  # noqa: E402
 from vrnn.errors import VrnnError  # noqa: E402
 from vrnn.training.trainer import fit  # noqa: E402
+from vrnn.lab.experiments.results import read_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 FSDD = SHARED / "speech" / "fsdd" / "recordings"
@@ -492,7 +493,7 @@ def test_a_speech_claims_table_opens_the_report_and_is_measured_from_the_checkpo
     assert all(re.search(r"\| (yes|not resolved|no: the opposite holds|no|no: anti-aligned|latents unused.*|not "
                          r"resolved: aligned on \d of 2 seeds|not rankable: .*) \((2 vs 2 seeds|2 seeds)\) \|$"
                          r"|\| latents unused", row) for row in table[2:]), table[2:]
-    ev = json.loads((out.parent / "results.json").read_text())["evaluations"]["tiny"]
+    ev = read_results(out.parent)["evaluations"]["tiny"]
     means = {run: [np.mean(ev[f"{run}-seed{s}"]["sequences"]["log_likelihood"]) for s in (0, 1)]
              for run in ("vrnn-gauss", "rnn-gauss")}
     gap = np.mean(means["vrnn-gauss"]) - np.mean(means["rnn-gauss"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
+from vrnn.lab.experiments.results import read_results
 from vrnn.lab.experiments.runner import run_experiment
 from vrnn.lab.experiments.spec import load_experiment
 
@@ -89,7 +91,7 @@ def test_train_export_evaluate_and_eval_only_reproduces_the_table(repo):
     info = json.loads((folder / "checkpoints" / "rolls" / "rnn.json").read_text())
     assert info["steps"] == 6 and info["stopped"] == "max_steps"
     assert [c["step"] for c in info["curve"]] == [2, 4, 6]  # one record per evaluation, none duplicated by resumes
-    results = json.loads((folder / "results.json").read_text())
+    results = read_results(folder)
     report = results["evaluations"]["rolls"]["vrnn-seed1"]
     assert report["iw_samples"] == 3 and len(report["sequences"]["elbo"]) == report["num_sequences"]
     table = out.read_text()
@@ -105,7 +107,7 @@ def test_train_export_evaluate_and_eval_only_reproduces_the_table(repo):
     path = folder / "experiment.toml"
     path.write_text(path.read_text().replace("iw_samples = 3", "iw_samples = 3\nsmc_particles = [2, 5]"))
     _run(repo, eval_only=True)
-    results = json.loads((folder / "results.json").read_text())["evaluations"]["rolls"]
+    results = read_results(folder)["evaluations"]["rolls"]
     assert "smc_particles" not in results["rnn"]
     alone = evaluate_checkpoint(folder / "checkpoints/rolls/vrnn-seed1.pt", iw_samples=5, batch_size=4,
                                 data_source=str(repo.parent / "data" / "rolls.npz"), estimator="smc", per_sequence=True)
@@ -118,7 +120,7 @@ def test_only_new_evaluates_just_the_changed_checkpoints_and_keeps_the_others(re
     from vrnn.lab.experiments import runner
 
     folder = _run(repo).parent
-    first = json.loads((folder / "results.json").read_text())
+    first = read_results(folder)
     seen = []
     real = runner.evaluate_checkpoint
     monkeypatch.setattr(runner, "evaluate_checkpoint", lambda path, **kw: seen.append(Path(path).name) or real(
@@ -126,7 +128,7 @@ def test_only_new_evaluates_just_the_changed_checkpoints_and_keeps_the_others(re
     ckpt = folder / "checkpoints/rolls/vrnn-seed1.pt"
     export_checkpoint(ckpt, ckpt, weights="int8")  # the same run, other bytes: its evaluation is stale
     _run(repo, eval_only=True, only_new=True)
-    again = json.loads((folder / "results.json").read_text())
+    again = read_results(folder)
     assert seen == ["vrnn-seed1.pt"]
     for key in ("rnn", "vrnn-seed0"):
         assert again["evaluations"]["rolls"][key] == first["evaluations"]["rolls"][key]
@@ -161,10 +163,43 @@ def test_an_interrupted_evaluation_keeps_what_it_finished_for_only_new(repo, mon
     assert cached == sorted(f"{Path(n).stem}.json" for n in seen[:2])
     _run(repo, eval_only=True, only_new=True)  # only the third is computed now
     assert len(seen) == 4 and seen[3] == seen[2]
-    results = json.loads((folder / "results.json").read_text())
+    results = read_results(folder)
     again = evaluate_checkpoint(folder / "checkpoints/rolls" / seen[0], iw_samples=3, batch_size=4,
                                 data_source=str(repo.parent / "data" / "rolls.npz"), per_sequence=True)
     assert results["evaluations"]["rolls"][Path(seen[0]).stem]["sequences"] == again["sequences"]
+
+
+def test_results_json_holds_summaries_and_the_per_sequence_numbers_lie_beside_each_checkpoint(repo, monkeypatch):
+    from vrnn.lab.experiments import runner
+    from vrnn.lab.experiments.results import write_results
+
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    path.write_text(path.read_text().replace("iw_samples = 3", "iw_samples = 3\nsmc_particles = [2]"))
+    folder = _run(repo).parent
+    raw = json.loads((folder / "results.json").read_text())
+    for key, report in raw["evaluations"]["rolls"].items():
+        assert "sequences" not in report and all("sequences" not in v for v in report.get("smc_particles", {}).values())
+        assert report["sequences_file"] == f"checkpoints/rolls/{key}.sequences.json"
+    full = read_results(folder)
+    report = full["evaluations"]["rolls"]["vrnn-seed1"]
+    assert len(report["sequences"]["log_likelihood"]) == report["num_sequences"] == len(
+        report["smc_particles"]["2"]["sequences"])
+    again = evaluate_checkpoint(folder / "checkpoints/rolls/vrnn-seed1.pt", iw_samples=3, batch_size=4,
+                                data_source=str(repo.parent / "data" / "rolls.npz"), per_sequence=True)
+    assert report["sequences"] == again["sequences"]
+    write_results(folder, full)  # the round trip is exact
+    assert read_results(folder) == full
+    stale = folder / "checkpoints/rolls/gone-seed0.sequences.json"
+    stale.write_text("{}")
+    (folder / "checkpoints/rolls/vrnn-seed0.sequences.json").unlink()  # lost: that report is not kept half
+    assert sorted(read_results(folder)["evaluations"]["rolls"]) == ["rnn", "vrnn-seed1"]
+    seen = []
+    real = runner.evaluate_checkpoint
+    monkeypatch.setattr(runner, "evaluate_checkpoint", lambda p, **kw: seen.append(Path(p).name) or real(p, **kw))
+    shutil.rmtree(repo / "runs" / "evaluations")  # nor in the evaluation cache: computed again
+    _run(repo, eval_only=True, only_new=True)
+    assert seen == ["vrnn-seed0.pt"] and not stale.exists()
+    assert read_results(folder)["evaluations"] == full["evaluations"]
 
 
 def test_results_json_keeps_each_list_of_numbers_on_one_line_with_its_values_unchanged():

@@ -276,7 +276,7 @@ def speech(exp, results: dict) -> Path:
     lines += ["", opts.get("published_note", ""), "", *speech_questions(exp, results, corpora),
               *output_table(exp, results), *particle_filter_table(exp, results, corpora),
               *speech_data(exp, results, corpora),
-              opts.get("configs_note", "") + " Per-sequence numbers: results.json.", ""]
+              opts.get("configs_note", "") + " Per-sequence numbers: `checkpoints/<data>/*.sequences.json`.", ""]
     return write(exp, lines + speech_figures(exp, results) + curve_links(exp, results))
 
 

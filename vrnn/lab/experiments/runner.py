@@ -16,7 +16,7 @@ curve, evaluate every committed checkpoint with :func:`vrnn.api.evaluate_checkpo
    then train with the chosen settings.
 2. **evaluate**: every committed checkpoint, with the experiment's ``[eval]`` settings (latent models also
    with the particle filter at each K of ``smc_particles``); the reports go to ``benchmarks/NAME/results.json``
-   (with the date, the hardware and the evaluation times), with each search's table (its candidates scored on
+   (each report's per-sequence numbers beside its checkpoint: :mod:`vrnn.lab.experiments.results`) (with the date, the hardware and the evaluation times), with each search's table (its candidates scored on
    the validation split only, also in ``search.json``). A committed checkpoint trained on other data than the
    experiment names now (another file or prepared name, a changed file, a prepared set rebuilt otherwise) is
    refused, in training and in evaluation, with the ``--retrain`` command that replaces it.
@@ -38,7 +38,7 @@ from ...api import evaluate_checkpoint
 from ...checkpoint import export_checkpoint, load_checkpoint
 from ...training.config import load_config
 from ...data import DataConfig, SequenceData, load_dataset
-from ...io import atomic_write, dumps_json
+from ...io import atomic_write
 from ...data.recipes import RECIPES, prepare
 from ...data.resolve import DATA_DIR, data_reference, locate, portable_meta
 from ...errors import VrnnError
@@ -46,6 +46,7 @@ from ...hardware import describe_hardware
 from ...training.run import learning_curve
 from ...training.trainer import fit
 from .reports import render
+from .results import read_results, write_results
 from .search import candidate_run, check_chosen, committed, score_search
 from .spec import Experiment, RunSpec
 
@@ -396,9 +397,9 @@ def run_experiment(path: str | Path, *, eval_only: bool = False, data_dir: str |
         print(f"trained; evaluate and render with vrnn experiment {path} --eval-only", flush=True)
         return None
     before = exp.folder / "results.json"
-    previous = (json.loads(before.read_text()) if before.is_file() else {}) if only_new else None
+    previous = (read_results(exp.folder) if before.is_file() else {}) if only_new else None
     results = evaluate_all(exp, sources, scored, data_dir, previous, cache=work / "evaluations")
-    (exp.folder / "results.json").write_text(dumps_json(portable_results(exp, results, data_dir)))
+    write_results(exp.folder, portable_results(exp, results, data_dir))
     out = render(exp, results)  # the figures read the data where they are on this machine
     print(f"wrote {out}")
     return out
