@@ -56,6 +56,19 @@ def test_a_latent_model_with_no_kl_never_gets_yes():
     assert claims.likelihood(exp, res, {"data": "d", "a": "a", "b": "b", "kl_threshold": 1.0})[1].startswith("latents")
 
 
+def test_a_latent_models_bound_behind_an_exact_likelihood_is_not_resolved_but_ahead_of_it_is_yes():
+    # a latent model (importance-sampled: a lower bound) behind an exact model: nothing is shown
+    exp, res = _setup({"a": [0.0, 1.0, 2.0], "b": [5.0, 6.0, 7.0]}, kl={"a": 0.5})
+    verdict = claims.likelihood(exp, res, {"data": "d", "a": "a", "b": "b"})[1]
+    assert verdict == "not resolved: A's estimate is a lower bound, below B's exact likelihood (3 vs 3 seeds)"
+    verdict = claims.likelihood(exp, res, {"data": "d", "a": "b", "b": "a"})[1]  # the exact one named first: same
+    assert verdict == "not resolved: A's estimate is a lower bound, below B's exact likelihood (3 vs 3 seeds)"
+    # ahead of the exact one: its bound already is, so the verdict stands
+    exp, res = _setup({"a": [5.0, 6.0, 7.0], "b": [0.0, 1.0, 2.0]}, kl={"a": 0.5})
+    assert claims.likelihood(exp, res, {"data": "d", "a": "a", "b": "b"})[1] == "yes (3 vs 3 seeds)"
+    assert claims.likelihood(exp, res, {"data": "d", "a": "b", "b": "a"})[1] == "no: the opposite holds (3 vs 3 seeds)"
+
+
 def test_the_bootstrap_is_clustered_by_source_file():
     """Sequences cut from one file move together: resampling files gives a wider standard error than
     resampling sequences, and as wide as the spread of the file means says."""

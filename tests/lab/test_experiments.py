@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -200,6 +201,32 @@ def test_results_json_holds_summaries_and_the_per_sequence_numbers_lie_beside_ea
     _run(repo, eval_only=True, only_new=True)
     assert seen == ["vrnn-seed0.pt"] and not stale.exists()
     assert read_results(folder)["evaluations"] == full["evaluations"]
+
+
+def test_a_runs_own_particle_counts_replace_evals_and_are_recorded_and_compared(repo, monkeypatch):
+    from vrnn.lab.experiments import runner
+    from vrnn.lab.experiments.reports import particle_filter_table
+
+    path = repo / "benchmarks" / "tiny" / "experiment.toml"
+    text = path.read_text().replace("iw_samples = 3", "iw_samples = 3\nsmc_particles = [2, 5]")
+    path.write_text(text.replace("seeds = [0, 1]\n", "seeds = [0, 1]\nsmc_particles = [2]\n"))
+    folder = _run(repo).parent
+    ev = read_results(folder)["evaluations"]["rolls"]
+    for key in ("vrnn-seed0", "vrnn-seed1"):
+        assert sorted(ev[key]["smc_particles"]) == ["2"] and ev[key]["eval_overrides"] == {"smc_particles": [2]}
+    exp = load_experiment(path)
+    table = "\n".join(particle_filter_table(exp, read_results(folder), ["rolls"]))
+    assert "| model | seeds | IS, K = 3 | PF, K = 2 | PF, K = 5 |" in table
+    assert re.search(r"\| VRNN \| 2 \| \S+ ± \S+ \| \S+ ± \S+ \| — \|", table), table
+    seen = []
+    real = runner.evaluate_checkpoint
+    monkeypatch.setattr(runner, "evaluate_checkpoint", lambda p, **kw: seen.append((Path(p).name, kw["particles"]))
+                        or real(p, **kw))
+    _run(repo, eval_only=True, only_new=True)
+    assert seen == []  # the same settings, the run's own included: every evaluation kept
+    path.write_text(text.replace("seeds = [0, 1]\n", "seeds = [0, 1]\nsmc_particles = [5]\n"))
+    _run(repo, eval_only=True, only_new=True)
+    assert sorted(seen) == [("vrnn-seed0.pt", (5,)), ("vrnn-seed1.pt", (5,))]  # only the run whose counts changed
 
 
 def test_results_json_keeps_each_list_of_numbers_on_one_line_with_its_values_unchanged():
@@ -688,6 +715,9 @@ def test_committed_candidates_or_seeds_of_another_search_are_refused(searched):
     ('search_data = "rolls"', 'search_data = "nope"', "search_data 'nope' is not a \\[data.\\*\\] table"),
     ('search_data = "rolls"', 'search_data = "rolls"\nsearch_metric = "test"',
      "search_metric is 'test'; set it to one of log_likelihood, elbo"),
+    ('search_data = "rolls"', 'search_data = "rolls"\nsmc_particles = [250, 40]',
+     "smc_particles is \\[250, 40\\]; set it to a list of increasing particle counts, e.g. \\[40, 250, 1000\\], or "
+     "\\[\\] for none"),
     ('search_data = "rolls"', 'search_data = "rolls"\nsearch_rule = "smallest"',
      "search_rule is 'smallest'; set it to one of best, one_se"),
     ('search_data = "rolls"\n', '', "search_data '' is not a \\[data.\\*\\] table"),

@@ -205,7 +205,22 @@ def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
     if kl is not None:
         return text, (f"latents unused: {_label(exp, c['a'])}'s test KL is {kl:.3f} nats per step (< "
                       f"{float(c.get('kl_threshold', KL_UNUSED)):g}); its lead is the architecture's")
-    return text, (estimator == "smc" and unsettled(exp, r, c)) or r["verdict"]
+    settled = unsettled(exp, r, c) if estimator == "smc" else bound_behind(exp, r, c)
+    return text, settled or r["verdict"]
+
+
+def bound_behind(exp, r: dict, c: dict) -> str | None:
+    """"not resolved" when the model found behind is a latent-variable model and the one ahead is exact: its
+    importance-sampled estimate bounds log p(x) from below in expectation, so being behind an exact likelihood
+    shows nothing (being ahead does). None otherwise. (Under ``estimator = "smc"`` the particle filter's
+    settling rule, :func:`unsettled`, decides instead.)"""
+    exact = [all(rep.get("log_likelihood_method") == "exact" for rep in reps) for reps in r["reps"]]
+    behind = "a" if r["verdict"].startswith("no: the opposite") else "b" if r["verdict"].startswith("yes") else None
+    ahead = {"a": "b", "b": "a"}.get(behind)
+    if behind is None or exact["ab".index(behind)] or not exact["ab".index(ahead)]:
+        return None
+    return (f"not resolved: {_label(exp, c[behind])}'s estimate is a lower bound, below {_label(exp, c[ahead])}'s "
+            f"exact likelihood ({r['seeds']})")
 
 
 def largest_k(reps) -> str:

@@ -336,7 +336,7 @@ def _over_seeds(values: list[float]) -> str:
 def particle_filter_table(exp, results: dict, corpora: list[str]) -> list[str]:
     """Each latent model's test log-likelihood by the particle filter at every K of ``[eval] smc_particles``,
     beside the importance-sampled one, and the rule that says when two latent models are rankable by it."""
-    ks = list(exp.eval.smc_particles)
+    ks = sorted({*exp.eval.smc_particles, *(k for r in exp.runs.values() for k in r.smc_particles or ())})
     if not ks:
         return []
     lines = ["## Particle-filter estimates at several K", "",
@@ -347,7 +347,10 @@ def particle_filter_table(exp, results: dict, corpora: list[str]) -> list[str]:
              "expectation and rise towards it with K. **Rule:** a claim that ranks two latent models by the particle "
              f"filter (`estimator = \"smc\"`) compares them at the largest K ({ks[-1]}) and says *not rankable* when "
              "the estimate has not settled: when either model's estimate changed from the second-largest K to the "
-             "largest by more than the gap between the two models.", ""]
+             "largest by more than the gap between the two models." + (
+                 " A run with its own `smc_particles` (a costly model) shows — at a K it skips, and its settling is "
+                 "judged between its own two largest K." if any(r.smc_particles is not None for r in exp.runs.values())
+                 else ""), ""]
     for c in corpora:
         found = []
         for run in exp.runs.values():
@@ -355,7 +358,8 @@ def particle_filter_table(exp, results: dict, corpora: list[str]) -> list[str]:
             if not reps or not all("smc_particles" in r for r in reps):
                 continue
             cells = [_over_seeds([np.mean(r["sequences"]["log_likelihood"]) for r in reps])]
-            cells += [_over_seeds([np.mean(r["smc_particles"][str(k)]["sequences"]) for r in reps]) for k in ks]
+            cells += [_over_seeds([np.mean(r["smc_particles"][str(k)]["sequences"]) for r in reps])
+                      if all(str(k) in r["smc_particles"] for r in reps) else "—" for k in ks]
             found.append(f"| {run.label} | {len(reps)} | " + " | ".join(cells) + " |")
         if found:
             lines += [f"**{exp.data[c].about}**", "",

@@ -308,7 +308,7 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
             check_trained_on(exp, run, name, seed, data, data_dir)
         for run, seed in cells:
             path, key = exp.checkpoint(run, name, seed), run.key(seed)
-            report, seconds = _evaluate_cell(exp, path, data, results["eval"], name, key, previous, cache)
+            report, seconds = _evaluate_cell(exp, run, path, data, results["eval"], name, key, previous, cache)
             info = path.with_suffix(".json")
             results["evaluations"].setdefault(name, {})[key] = report
             results["runs"].setdefault(name, {})[key] = json.loads(info.read_text()) if info.is_file() else {}
@@ -320,22 +320,27 @@ def evaluate_all(exp: Experiment, sources: dict[str, str], scored: dict[str, dic
     return results
 
 
-def _evaluate_cell(exp: Experiment, path: Path, data: SequenceData, settings: dict, name: str, key: str,
+def _evaluate_cell(exp: Experiment, run: RunSpec, path: Path, data: SequenceData, settings: dict, name: str, key: str,
                    previous: dict | None, cache: Path | None) -> tuple[dict, float]:
     """One checkpoint's evaluation and its seconds: kept from ``previous`` or ``cache`` (:func:`kept_evaluation`)
-    when ``previous`` is given, else computed and written to ``cache``."""
+    when ``previous`` is given, else computed and written to ``cache``. A run's own ``smc_particles`` replace
+    ``[eval]``'s, and its report records them (``eval_overrides``)."""
     ev, t0 = exp.eval, time.perf_counter()
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     stored = cache / name / f"{key}.json" if cache is not None else None
+    overrides = {} if run.smc_particles is None else {"smc_particles": list(run.smc_particles)}
     if previous is not None:
         cached = json.loads(stored.read_text()) if stored is not None and stored.is_file() else None
         for earlier in (previous, cached):
-            report, seconds = kept_evaluation(earlier, settings, name, key, sha)
+            report, seconds = kept_evaluation(earlier, settings | overrides, name, key, sha)
             if report is not None:
                 return report, seconds
     report = evaluate_checkpoint(path, split=ev.split, iw_samples=ev.iw_samples, batch_size=ev.batch_size, data=data,
-                                 per_sequence=True, estimator=ev.estimator, particles=ev.smc_particles)
+                                 per_sequence=True, estimator=ev.estimator,
+                                 particles=tuple(overrides.get("smc_particles", ev.smc_particles)))
     report |= {"checkpoint": str(path.relative_to(exp.root)), "checkpoint_sha256": sha}
+    if overrides:
+        report["eval_overrides"] = overrides
     seconds = round(time.perf_counter() - t0, 1)
     if stored is not None:
         stored.parent.mkdir(parents=True, exist_ok=True)
@@ -347,10 +352,12 @@ def _evaluate_cell(exp: Experiment, path: Path, data: SequenceData, settings: di
 
 def kept_evaluation(previous: dict | None, settings: dict, name: str, key: str, sha: str):
     """(report, seconds) of ``previous`` results.json for checkpoint ``key`` on data set ``name`` when it was
-    computed from the file with this ``sha`` under the same ``[eval]`` settings; (None, None) otherwise."""
+    computed from the file with this ``sha`` under the same settings (``[eval]`` with the run's
+    ``eval_overrides``); (None, None) otherwise."""
     report = ((previous or {}).get("evaluations") or {}).get(name, {}).get(key)
-    same = previous and json.loads(json.dumps(settings)) == previous.get("eval")
-    if not same or report is None or report.get("checkpoint_sha256") != sha:
+    if not previous or report is None or report.get("checkpoint_sha256") != sha:
+        return None, None
+    if json.loads(json.dumps(settings)) != (previous.get("eval") or {}) | report.get("eval_overrides", {}):
         return None, None
     return dict(report), previous.get("eval_seconds", {}).get(name, {}).get(key)
 

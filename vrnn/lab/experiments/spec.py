@@ -34,6 +34,8 @@
                                               # least this are eligible (latents in use); 0: any
     search_rule = "best"                      # or "one_se": the fewest parameters within one paired standard
                                               # error of the best (vrnn.lab.experiments.search)
+    smc_particles = [40, 250]                 # optional: this run's particle counts instead of [eval]'s (a
+                                              # costly model; [] for none): its reports record them
     # settings_from = "rnn"                   # instead of a search: train with the settings run "rnn"'s
                                               # search chose (recorded, and checked like its own seeds)
 
@@ -92,13 +94,16 @@ class RunTable(Checked):
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0
     search_rule: str = "best"
+    smc_particles: list | None = None  # this run's particle counts, instead of [eval] smc_particles
     settings_from: str = ""  # another run whose search's chosen settings this run trains with (no search of its own)
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("config", "data")
     CHECKS: ClassVar[dict[str, Check]] = {"config": NONEMPTY, "segment_steps": at_least(0),
                                           "search_seed": at_least(0), "search_metric": one_of(SEARCH_METRICS),
                                           "search_min_kl": at_least(0, " (0: every candidate is eligible)"),
-                                          "search_rule": one_of(SEARCH_RULES)}
+                                          "search_rule": one_of(SEARCH_RULES),
+                                          "smc_particles": Check(lambda v: v is None or INCREASING.ok(v),
+                                                                 INCREASING.need + ", or [] for none")}
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,7 @@ class RunSpec:
     search_metric: str = "log_likelihood"
     search_min_kl: float = 0.0  # nats per step: candidates below it on validation are not eligible
     search_rule: str = "best"  # or "one_se" (vrnn.lab.experiments.search.choose_one_se)
+    smc_particles: tuple[int, ...] | None = None  # the run's own particle counts (None: [eval] smc_particles)
     settings_from: str = ""  # the run whose search's choice this run trains with
 
     @property
@@ -264,7 +270,8 @@ def _run_spec(name: str, r: RunTable, data: dict[str, DataSpec], where: str) -> 
     return RunSpec(name, r.label or name, r.config, tuple(r.data), tuple(r.set), union, r.segment_steps,
                    tuple(per_data.items()) if isinstance(r.seeds, dict) else (),
                    _search(r, section, data, where), r.search_data, r.search_seed, r.search_metric,
-                   r.search_min_kl, r.search_rule, r.settings_from)
+                   r.search_min_kl, r.search_rule,
+                   None if r.smc_particles is None else tuple(int(k) for k in r.smc_particles), r.settings_from)
 
 
 def _search(r: RunTable, section: str, data: dict[str, DataSpec], where: str) -> tuple[tuple[str, tuple], ...]:
