@@ -69,6 +69,41 @@ def test_a_latent_models_bound_behind_an_exact_likelihood_is_not_resolved_but_ah
     assert claims.likelihood(exp, res, {"data": "d", "a": "b", "b": "a"})[1] == "no: the opposite holds (3 vs 3 seeds)"
 
 
+def test_an_alignment_claim_with_controls_says_yes_only_above_every_control_on_every_seed_pair(monkeypatch):
+    from pathlib import Path
+
+    from vrnn.errors import VrnnError
+    from vrnn.lab import analysis
+
+    rho = {"v0": 0.30, "v1": 0.22, "v2": 0.31, "r0": 0.23, "r1": 0.20, "r2": 0.18, "i0": 0.03, "i1": 0.09, "i2": 0.10}
+    seen = []
+
+    def measured(path, signal="delta", **kw):
+        seen.append((Path(path).stem, signal))
+        return {"spearman": rho[Path(path).stem], "raw_spearman": 0.5, "shuffled_mean": 0.0, "shuffled_sd": 0.01,
+                "p_value": 0.001, "steps": 100, "sequences": 10}
+
+    monkeypatch.setattr(analysis, "latent_alignment", measured)
+    exp = SimpleNamespace(runs={r: _run(r, 3) for r in ("v", "r", "i")}, root=Path("."), path="experiment.toml")
+    evals = {f"{r}-seed{s}": {"checkpoint": f"{r}{s}.pt", "kl": {"per_step_total": 0.5},
+                             "log_likelihood_method": "importance_sampling"} for r in "vri" for s in range(3)}
+    res = {"evaluations": {"d": evals}, "data": {}}
+    claim = {"data": "d", "run": "v", "control": "loudness"}
+    assert claims.alignment(exp, res, claim)[1] == "yes (3 seeds)"  # no controls named: the shuffle alone
+    text, verdict = claims.alignment(exp, res, claim | {"than": [{"run": "i"}]})
+    assert verdict == "yes (3 seeds; above every control on every seed pair)"
+    assert "control I's δ_t: +0.030, +0.090, +0.100, below ours in 9 of 9 seed pairs" in text
+    seen.clear()
+    text, verdict = claims.alignment(exp, res, claim | {"than": [{"run": "i"}, {"run": "r", "signal": "hidden"}]})
+    assert verdict == ("not resolved: aligned on every seed, but above R's ‖h_t − h_{t−1}‖ in only 8 of 9 seed "
+                       "pairs (3 seeds)")  # seed 1's 0.22 is below the RNN's seed 0 (0.23)
+    assert ("r0", "hidden") in seen and ("i0", "delta") in seen  # each control measured with its own signal
+    for bad in ([{"run": "nope"}], [{"run": "r", "signal": "loud"}], {"run": "r"}):
+        with pytest.raises(VrnnError, match=r"experiment.toml: report_options.claims\[0\].than = .*; give a list "
+                                            r"of controls"):
+            claims.check_claim(exp, {"kind": "alignment", "than": bad}, 0)
+
+
 def test_the_bootstrap_is_clustered_by_source_file():
     """Sequences cut from one file move together: resampling files gives a wider standard error than
     resampling sequences, and as wide as the spread of the file means says."""

@@ -20,7 +20,10 @@
   (:func:`vrnn.lab.analysis.latent_alignment`; ``signal``: delta, kl, or hidden for a model without
   latents, the control; ``transition``: flux or energy; ``control = "loudness"``: a partial rank
   correlation with the frame's log energy partialled out), measured for every seed. Reproduces if on
-  every seed the rank correlation is above the time-shuffled one with a shuffle p-value below 0.01.
+  every seed the rank correlation is above the time-shuffled one with a shuffle p-value below 0.01 —
+  and, with ``than = [{ run = "rnn-gauss", signal = "hidden" }, ...]`` (controls: models that should not
+  align as well), above every control's correlation, measured the same way, on every seed pair;
+  aligned but not above a control is "not resolved".
 * ``ordering``    ``runs`` ordered best first as the paper has them. Neighbours in our order are tied
   (``=``) unless the ``likelihood`` rule separates them; "yes" needs every pair separated and ordered
   as in the paper.
@@ -303,12 +306,41 @@ def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
     if kl is not None:
         return text, f"latents unused: test KL {kl:.3f} nats per step ({seeds})"
     aligned = sum(r["spearman"] > r["shuffled_mean"] and r["p_value"] < 0.01 for r in rs)
+    if aligned == len(rs) and c.get("than"):
+        more, behind = beyond_controls(exp, results, c, [r["spearman"] for r in rs])
+        return text + more, (f"not resolved: aligned on every seed, but {behind} ({seeds})" if behind else
+                             f"yes ({seeds}; above every control on every seed pair)")
     if aligned == len(rs):
         return text, f"yes ({seeds})"
     if aligned == 0:
         anti = all(r["spearman"] < r["shuffled_mean"] and r["p_value"] < 0.01 for r in rs)
         return text, f"{'no: anti-aligned' if anti else 'no'} ({seeds})"
     return text, f"not resolved: aligned on {aligned} of {seeds}"
+
+
+def beyond_controls(exp, results: dict, c: dict, ours: list[float]) -> tuple[str, str]:
+    """Each control of alignment claim ``c`` (``than``: runs, each with its ``signal``) measured as the claim
+    measures its run, on every seed: the text that reports them, and "" when ``ours`` (the run's correlation
+    per seed) is above every control seed's, else what fell short ("above X in only 7 of 9 seed pairs")."""
+    from ..analysis import latent_alignment
+
+    text, short = "", []
+    for ctrl in c["than"]:
+        signal = ctrl.get("signal", "delta")
+        theirs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=c.get("transition", "flux"),
+                                   control=c.get("control", ""), max_sequences=int(c.get("sequences", 200)),
+                                   shuffles=int(c.get("shuffles", 1000)))["spearman"]
+                  for rep in by_seed(exp, results, c["data"], ctrl["run"])]
+        if not theirs:
+            short.append(f"control {_label(exp, ctrl['run'])} is not measured (its checkpoint is missing)")
+            continue
+        above = sum(a > b for a in ours for b in theirs)
+        name = f"{_label(exp, ctrl['run'])}'s {SIGNAL_NAMES[signal]}"
+        text += (f"; control {name}: " + ", ".join(f"{v:+.3f}" for v in theirs)
+                 + f", below ours in {above} of {len(ours) * len(theirs)} seed pairs")
+        if above < len(ours) * len(theirs):
+            short.append(f"above {name} in only {above} of {len(ours) * len(theirs)} seed pairs")
+    return text, "; ".join(short)
 
 
 def ordering(exp, results: dict, c: dict) -> tuple[str, str]:
@@ -382,6 +414,12 @@ def check_claim(exp, c: dict, i: int) -> None:
     if c.get("kind") not in MEASURES:
         raise VrnnError(f"{exp.path}: report_options.claims[{i}].kind = {c.get('kind')!r}; choose one of "
                         f"{', '.join(KINDS)}")
+    than = c.get("than", [])
+    if not isinstance(than, list) or any(not isinstance(t, dict) or t.get("run") not in exp.runs
+                                         or t.get("signal", "delta") not in SIGNAL_NAMES for t in than):
+        raise VrnnError(f"{exp.path}: report_options.claims[{i}].than = {than!r}; give a list of controls, each "
+                        f'{{ run = "NAME", signal = "delta" }} with NAME one of {", ".join(exp.runs)} and signal one '
+                        f"of {', '.join(SIGNAL_NAMES)}")
     if c.get("estimator", "is") not in ESTIMATORS:
         raise VrnnError(f"{exp.path}: report_options.claims[{i}].estimator = {c['estimator']!r}; choose one of "
                         f"{', '.join(ESTIMATORS)} (smc: the particle filter at the largest [eval] smc_particles)")
