@@ -85,9 +85,18 @@ def clusters(results: dict, data: str, n: int) -> tuple[np.ndarray, str]:
             counts = load_dataset(DataConfig(source=source)).meta.get("file_sequences", {}).get("test")
         except Exception:  # noqa: BLE001 — the data may be elsewhere now: fall back to sequences
             counts = None
-    if counts is not None and sum(counts) == n:
-        return np.repeat(np.arange(len(counts)), counts), f"{len(counts)} source file{'s' * (len(counts) > 1)}"
+    groups = file_groups(counts, n)
+    if groups is not None:
+        return groups, f"{len(counts)} source file{'s' * (len(counts) > 1)}"
     return np.arange(n), f"{n} test sequences"
+
+
+def file_groups(counts: list[int] | None, n: int) -> np.ndarray | None:
+    """The source file of each of ``n`` sequences from a ``file_sequences`` record (sequences per file, in
+    order); None when there is no record or it does not cover the ``n`` sequences."""
+    if counts is None or sum(counts) != n:
+        return None
+    return np.repeat(np.arange(len(counts)), counts)
 
 
 def clustered_se(values: np.ndarray, groups: np.ndarray, resamples: int = BOOTSTRAP, seed: int = 0,
@@ -284,15 +293,11 @@ SIGNAL_NAMES = {"delta": "δ_t", "kl": "the step's KL", "hidden": "‖h_t − h_
 
 
 def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
-    from ..analysis import latent_alignment
-
     reps = by_seed(exp, results, c["data"], c["run"])
     if not reps:
         return "not measured (the checkpoint is missing)", "—"
     signal, transition, control = c.get("signal", "delta"), c.get("transition", "flux"), c.get("control", "")
-    rs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=transition, control=control,
-                           max_sequences=int(c.get("sequences", 200)), shuffles=int(c.get("shuffles", 1000)))
-          for rep in reps]
+    rs = [_aligned(exp, rep, c, signal) for rep in reps]
     raw = lambda r: f"raw {r['raw_spearman']:+.3f}, " if control else ""  # noqa: E731
     per_seed = "; ".join(f"{r['spearman']:+.3f} ({raw(r)}shuffled {r['shuffled_mean']:+.3f} ± "
                          f"{r['shuffled_sd']:.3f}, p = {r['p_value']:.3g})" for r in rs)
@@ -318,19 +323,24 @@ def alignment(exp, results: dict, c: dict) -> tuple[str, str]:
     return text, f"not resolved: aligned on {aligned} of {seeds}"
 
 
+def _aligned(exp, rep: dict, c: dict, signal: str) -> dict:
+    """:func:`vrnn.lab.analysis.latent_alignment` of one seed's checkpoint ``rep`` with ``signal``, measured as
+    alignment claim ``c`` says (its transition, loudness control, sequences and shuffles)."""
+    from ..analysis import latent_alignment
+
+    return latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=c.get("transition", "flux"),
+                            control=c.get("control", ""), max_sequences=int(c.get("sequences", 200)),
+                            shuffles=int(c.get("shuffles", 1000)))
+
+
 def beyond_controls(exp, results: dict, c: dict, ours: list[float]) -> tuple[str, str]:
     """Each control of alignment claim ``c`` (``than``: runs, each with its ``signal``) measured as the claim
     measures its run, on every seed: the text that reports them, and "" when ``ours`` (the run's correlation
     per seed) is above every control seed's, else what fell short ("above X in only 7 of 9 seed pairs")."""
-    from ..analysis import latent_alignment
-
     text, short = "", []
     for ctrl in c["than"]:
         signal = ctrl.get("signal", "delta")
-        theirs = [latent_alignment(exp.root / rep["checkpoint"], signal=signal, transition=c.get("transition", "flux"),
-                                   control=c.get("control", ""), max_sequences=int(c.get("sequences", 200)),
-                                   shuffles=int(c.get("shuffles", 1000)))["spearman"]
-                  for rep in by_seed(exp, results, c["data"], ctrl["run"])]
+        theirs = [_aligned(exp, rep, c, signal)["spearman"] for rep in by_seed(exp, results, c["data"], ctrl["run"])]
         if not theirs:
             short.append(f"control {_label(exp, ctrl['run'])} is not measured (its checkpoint is missing)")
             continue

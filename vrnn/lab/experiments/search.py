@@ -40,7 +40,7 @@ from ...api import evaluate_checkpoint
 from ...checkpoint import load_model
 from ...data import DataConfig, load_dataset
 from ...errors import VrnnError
-from .claims import clustered_se
+from .claims import clustered_se, file_groups
 from .spec import Experiment, RunSpec
 
 SENTENCE = "chosen on the validation split; the test split was scored once, for the chosen configuration"
@@ -104,12 +104,9 @@ def score_search(exp: Experiment, run: RunSpec, source: str) -> dict:
 
 
 def _groups(data, n: int) -> np.ndarray:
-    """The source file of each of the ``n`` validation sequences (the prepared data's ``file_sequences``
-    record), else one group per sequence."""
-    counts = data.meta.get("file_sequences", {}).get("valid")
-    if counts is not None and sum(counts) == n:
-        return np.repeat(np.arange(len(counts)), counts)
-    return np.arange(n)
+    """The source file of each of the ``n`` validation sequences, else one group per sequence."""
+    groups = file_groups(data.meta.get("file_sequences", {}).get("valid"), n)
+    return np.arange(n) if groups is None else groups
 
 
 def paired_se(best: dict, other: dict, metric: str, groups: np.ndarray) -> float:
