@@ -80,10 +80,16 @@ def trained(tmp_path, data) -> Path:
     return tmp_path / "run"
 
 
+def interruptible() -> None:
+    """In the child before exec: SIGINT back to its default, so Python installs KeyboardInterrupt even when the
+    suite itself runs as a background job (`make test &`), which starts with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def train_until_checkpointed(cfg: Path, out: Path) -> subprocess.Popen:
     """A real `vrnn train --config CFG --out OUT` process (stdout and stderr piped), once it has written last.pt."""
     p = subprocess.Popen(vrnn_cmd("train", "--config", cfg, "--out", out, "--quiet"), cwd=REPO, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not (out / "last.pt").exists():
         if p.poll() is not None or time.monotonic() > deadline:
