@@ -18,6 +18,7 @@ from vrnn.api import evaluate_checkpoint
 from vrnn.checkpoint import load_checkpoint
 from vrnn.cli import main
 from vrnn.errors import VrnnError
+from vrnn.lab.experiments import reports
 from vrnn.lab.experiments.results import read_results
 from vrnn.lab.experiments.runner import run_experiment
 from vrnn.lab.experiments.spec import load_experiment
@@ -475,8 +476,17 @@ def test_the_generic_report_measures_the_experiments_claims(study, tmp_path):
 
 
 def test_a_named_layout_still_renders_its_paper_table(repo):
-    text = _run(repo).read_text()
+    out = _run(repo)
+    text = out.read_text()
     assert "Published numbers on this data (SRNN Table 2" in text  # the polyphonic layout, not the generic one
+    # its KL column: each latent seed's test KL per step (— for the exact RNN), the seeds' range on the mean row
+    evaluations = read_results(out.parent)["evaluations"]["rolls"]
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[5] for line in text.splitlines()
+             if line.startswith("| ") and "| KL per step |" not in line and "---" not in line}
+    kls = [evaluations[f"vrnn-seed{s}"]["kl"]["per_step_total"] for s in (0, 1)]
+    assert cells["RNN"] == "—" and all(kl > 0 for kl in kls)
+    assert [float(cells[f"VRNN (seed {s})"]) for s in (0, 1)] == pytest.approx(kls, rel=0.01, abs=1e-3)
+    assert cells["**VRNN: mean ± sd, 2 seeds**"] == " – ".join(reports._kl(v) for v in sorted(kls))
 
 
 @pytest.mark.parametrize("source, needles", [

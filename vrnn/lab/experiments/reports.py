@@ -147,26 +147,36 @@ def polyphonic(exp, results: dict) -> Path:
         lines += [f"## {data}", "", f"Framing: {spec.about}. Test set: {first['num_sequences']} pieces, "
                   f"{first['num_steps']} steps.", "",
                   "| model | ELBO total/total | ELBO mean of pieces | log-lik. total/total | log-lik. mean of pieces "
-                  "| log-lik. method | train steps | stopped | train time | to best | checkpoint MB | trained on |",
-                  "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |"]
+                  "| KL per step | log-lik. method | train steps | stopped | train time | to best | checkpoint MB "
+                  "| trained on |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |"]
         for run, group in seed_groups(found).items():
             for label, r, info in group:
-                method = "exact" if r["log_likelihood_method"] == "exact" else f"IS, K={r['iw_samples']}"
+                exact = r["log_likelihood_method"] == "exact"
+                method = "exact" if exact else f"IS, K={r['iw_samples']}"
                 lines.append(
                     f"| {label} | {fmt(r['elbo']['per_step_total'])} | {fmt(r['elbo']['per_step_mean_of_sequences'])} "
                     f"| {fmt(r['log_likelihood']['per_step_total'])} "
-                    f"| {fmt(r['log_likelihood']['per_step_mean_of_sequences'])} | {method} | {info.get('steps', '—')} "
+                    f"| {fmt(r['log_likelihood']['per_step_mean_of_sequences'])} "
+                    f"| {'—' if exact else _kl(r['kl']['per_step_total'])} | {method} | {info.get('steps', '—')} "
                     f"| {info.get('stopped', '—')} | {duration(info.get('train_seconds'))} "
                     f"| {duration(time_to_best(info))} | {checkpoint_mb(exp, r):.1f} | {info.get('hardware', '—')} |")
             if len(group) > 1:
                 cells = [_spread([r[key][norm] for _, r, _ in group])
                          for key in ("elbo", "log_likelihood") for norm in NORMS.values()]
+                kls = [r["kl"]["per_step_total"] for _, r, _ in group if r["log_likelihood_method"] != "exact"]
+                cells.append(f"{_kl(min(kls))} – {_kl(max(kls))}" if kls else "")
                 secs = [i["train_seconds"] for _, _, i in group if "train_seconds" in i]
                 span = f"{duration(min(secs))} – {duration(max(secs))}" if secs else ""
                 lines.append(f"| **{run.label}: mean ± sd, {len(group)} seeds** | " + " | ".join(cells)
                              + f" | | | | {span} | | | |")
         lines += ["", *polyphonic_targets(published, data, found)]
     return write(exp, lines + emission_cost(exp) + curve_links(exp, results))
+
+
+def _kl(v: float) -> str:
+    """A KL per step to 2 significant digits, so a collapsed one (0.0002) does not print as 0.000."""
+    return f"{v:.2g}" if abs(v) < 0.01 else fmt(v)
 
 
 def emission_cost(exp) -> list[str]:
