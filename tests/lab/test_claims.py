@@ -194,6 +194,48 @@ def test_published_targets_every_seed_above_another_run_and_within_a_margin():
     assert "NOT met" in "\n".join(polyphonic_targets([near | {"margin": 0.0}], "d", base))
 
 
+def test_a_latent_target_behind_an_exact_run_is_not_shown_and_the_particle_filter_decides_where_evaluated():
+    """``above`` with a log-likelihood: a latent model's lower bound below an exact run is "not shown", never
+    "NOT above"; with particle-filter estimates at K on every seed, the largest such K is read (and named), per
+    step as the normalisation asks; the particle-filter lines list every K beside IS."""
+    from vrnn.lab.experiments.reports import polyphonic_particle_filter, polyphonic_targets
+    from vrnn.lab.experiments.spec import RunSpec
+
+    lengths = [10, 30]
+
+    def found(name, seqs, method, pf=None):
+        run = RunSpec(name=name, label=name.upper(), config="c.toml", data=("d",))
+        rows = []
+        for i, s in enumerate(seqs):
+            r = {"log_likelihood": {"per_step_total": sum(s) / sum(lengths),
+                                    "per_step_mean_of_sequences": float(np.mean(np.divide(s, lengths)))},
+                 "log_likelihood_method": method, "iw_samples": 40, "sequences": {"lengths": lengths}}
+            if pf is not None:
+                r["smc_particles"] = {str(k): {"sequences": [v + k / 10 * (i + 1) for v in s]} for k in pf}
+            rows.append((run, None, f"{name} {i}", r, {}))
+        return rows
+
+    base = found("rnn", [[-52.0, -150.0], [-51.0, -149.0]], "exact")  # -5.05, -5.00 per step
+    behind = found("vrnn", [[-53.0, -151.0], [-52.5, -150.5]], "importance_sampling")  # -5.10, -5.075
+    above = {"data": "d", "label": "above", "what": "log-likelihood", "above": "rnn", "every_seed": True,
+             "targets": ["vrnn"]}
+    text = "\n".join(polyphonic_targets([above], "d", base + behind))
+    assert "NOT above" not in text and "(worst seed -5.100, best of theirs -5.000; 2 vs 2 seeds): not shown: a " \
+        "lower bound below an exact likelihood" in text
+    # the particle filter at K = 10 and 40 (+K/10 * seed number on each sequence): K = 40 lifts both seeds above
+    lifted = found("vrnn", [[-53.0, -151.0], [-52.5, -150.5]], "importance_sampling", pf=[10, 40])
+    text = "\n".join(polyphonic_targets([above], "d", base + lifted))
+    k40, k10 = [(-204.0 + 8), (-203.0 + 16)], [(-204.0 + 2), (-203.0 + 4)]  # seeds' totals over 40 steps
+    spread = lambda v: f"{np.mean(np.divide(v, 40)):.3f} ± {np.std(np.divide(v, 40), ddof=1):.3f}"  # noqa: E731
+    assert f"VRNN by the particle filter, K = 40 {spread(k40)} vs -5.025 ± 0.035 (worst seed {min(k40) / 40:.3f}" in text
+    assert text.rstrip().endswith("2 vs 2 seeds): above.")
+    mean_of = "\n".join(polyphonic_targets([above | {"normalisation": "mean of pieces"}], "d", base + lifted))
+    assert f"worst seed {np.mean([(-53.0 + 4) / 10, (-151.0 + 4) / 30]):.3f}" in mean_of
+    lines = "\n".join(polyphonic_particle_filter(base + lifted))
+    assert (f"- VRNN (2 seeds): IS, K = 40: -5.088 ± 0.018; particle filter, K = 10: {spread(k10)}; particle "
+            f"filter, K = 40: {spread(k40)}.") in lines and "RNN (" not in lines.replace("VRNN (", "")
+
+
 def test_the_output_table_sets_each_output_against_each_model_with_bits_where_discrete(tmp_path):
     """report_options.outputs (issue 24): a row per output, a column per model; mean ± sd over seeds in nats per
     sequence, bits per frame for a discrete output, the estimator and the seeds named; rows after the first
