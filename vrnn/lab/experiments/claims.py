@@ -128,7 +128,7 @@ def _label(exp, run: str) -> str:
 def unused_latents(reps: list[dict], threshold: float) -> float | None:
     """The mean test KL per step of a latent-variable model's seeds when it is below ``threshold`` (the
     latents went unused), else None (in use, or no latents)."""
-    if not reps or all(r.get("log_likelihood_method") == "exact" for r in reps):
+    if not reps or all(map(exact, reps)):
         return None
     kl = float(np.mean([r["kl"]["per_step_total"] for r in reps]))
     return kl if kl < threshold else None
@@ -148,7 +148,7 @@ def estimates(rep: dict, estimator: str = "is") -> list[float] | None:
     """One seed's per-sequence test log-likelihoods (nats): importance-sampled with ``[eval] iw_samples``
     (``is``), or the particle filter's at the largest K of ``[eval] smc_particles`` (``smc``; None when the
     evaluation has none). A model without latents has its exact numbers under either."""
-    if estimator == "is" or rep.get("log_likelihood_method") == "exact":
+    if estimator == "is" or exact(rep):
         return rep["sequences"]["log_likelihood"]
     pf = rep.get("smc_particles")
     return pf[max(pf, key=int)]["sequences"] if pf else None
@@ -158,7 +158,7 @@ def smc_drift(reps: list[dict]) -> tuple[float, str]:
     """How far a model's particle-filter estimate (the mean over seeds of the per-sequence average, nats per
     sequence) moved from the second-largest K to the largest, and those K in words; (0, "exact") for a
     model without latents, (nan, ...) with fewer than two K."""
-    if all(r.get("log_likelihood_method") == "exact" for r in reps):
+    if all(map(exact, reps)):
         return 0.0, "exact"
     ks = sorted(int(k) for k in reps[0].get("smc_particles", {}))
     if len(ks) < 2:
@@ -221,15 +221,20 @@ def likelihood(exp, results: dict, c: dict) -> tuple[str, str]:
     return text, settled or r["verdict"]
 
 
+def exact(rep: dict) -> bool:
+    """Whether an evaluation report's log-likelihood is exact (a model without latent variables), not a bound."""
+    return rep.get("log_likelihood_method") == "exact"
+
+
 def bound_behind(exp, r: dict, c: dict) -> str | None:
     """"not resolved" when the model found behind is a latent-variable model and the one ahead is exact: its
     importance-sampled estimate bounds log p(x) from below in expectation, so being behind an exact likelihood
     shows nothing (being ahead does). None otherwise. (Under ``estimator = "smc"`` the particle filter's
     settling rule, :func:`unsettled`, decides instead.)"""
-    exact = [all(rep.get("log_likelihood_method") == "exact" for rep in reps) for reps in r["reps"]]
+    exacts = [all(map(exact, reps)) for reps in r["reps"]]
     behind = "a" if r["verdict"].startswith("no: the opposite") else "b" if r["verdict"].startswith("yes") else None
     ahead = {"a": "b", "b": "a"}.get(behind)
-    if behind is None or exact["ab".index(behind)] or not exact["ab".index(ahead)]:
+    if behind is None or exacts["ab".index(behind)] or not exacts["ab".index(ahead)]:
         return None
     return (f"not resolved: {_label(exp, c[behind])}'s estimate is a lower bound, below {_label(exp, c[ahead])}'s "
             f"exact likelihood ({r['seeds']})")

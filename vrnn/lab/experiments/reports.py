@@ -27,7 +27,7 @@ import numpy as np
 from ...inference.evaluate import estimate_label
 from ...outputs.figures import pyplot, save_figure
 from ...training.compare import duration
-from .claims import by_seed, claims_table, compare, seed_mean
+from .claims import by_seed, claims_table, compare, exact, seed_mean
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -245,7 +245,7 @@ def polyphonic_particle_filter(found: list) -> list[str]:
     lines = []
     for run, group in seed_groups(found).items():
         reps = [r for _, r, _ in group]
-        ks = sorted(set.intersection(*(set(map(int, r.get("smc_particles", {}))) for r in reps)))
+        ks = _common_ks(reps)
         if ks:
             cells = [f"IS, K = {reps[0]['iw_samples']}: {_spread([r['log_likelihood']['per_step_total'] for r in reps])}"]
             cells += [f"particle filter, K = {k}: {_spread([_pf_value(r, k, 'total/total') for r in reps])}" for k in ks]
@@ -261,7 +261,7 @@ def _above(p: dict, key: str, norm: str, label: str, group: list, base_group: li
     the other run's. A log-likelihood is read from the particle filter at the largest K every seed has (the
     tightest bound evaluated), else from the table's estimate; a lower bound below an exact likelihood shows
     nothing (the claims' rule), so it is "not shown", never "NOT above"."""
-    k = _common_k([r for _, r, _ in group]) if key == "log_likelihood" else None
+    k = (_common_ks([r for _, r, _ in group]) or [None])[-1] if key == "log_likelihood" else None
     v = [_pf_value(r, k, norm) if k else r[key][NORMS[norm]] for _, r, _ in group]
     base = [r[key][NORMS[norm]] for _, r, _ in base_group]
     # every_seed: every seed of the run above every seed of the other (the claims table's rule)
@@ -269,16 +269,14 @@ def _above(p: dict, key: str, norm: str, label: str, group: list, base_group: li
     seeds = (f" (worst seed {min(v):.3f}, best of theirs {max(base):.3f}; {len(v)} vs {len(base)} seeds)"
              if p.get("every_seed") else f" ({len(v)} vs {len(base)} seeds)")
     how = f" by the particle filter, K = {k}" if k else ""
-    bound = key == "log_likelihood" and all(r.get("log_likelihood_method", "exact") != "exact" for _, r, _ in group) \
-        and all(r.get("log_likelihood_method", "exact") == "exact" for _, r, _ in base_group)
+    bound = key == "log_likelihood" and not any(exact(r) for _, r, _ in group) and all(exact(r) for _, r, _ in base_group)
     verdict = "above" if ok else "not shown: a lower bound below an exact likelihood" if bound else "NOT above"
     return f"{label}{how} {_spread(v)} vs {_spread(base)}{seeds}: {verdict}"
 
 
-def _common_k(reps: list[dict]) -> int | None:
-    """The largest particle count every report of ``reps`` was evaluated with (None: none)."""
-    ks = set.intersection(*(set(map(int, r.get("smc_particles", {}))) for r in reps)) if reps else set()
-    return max(ks) if ks else None
+def _common_ks(reps: list[dict]) -> list[int]:
+    """The particle counts every report of ``reps`` was evaluated with, in increasing order."""
+    return sorted(set.intersection(*(set(map(int, r.get("smc_particles", {}))) for r in reps))) if reps else []
 
 
 def _pf_value(r: dict, k: int, norm: str) -> float:
