@@ -159,6 +159,38 @@ def test_nade_log_prob_equals_the_product_of_its_conditionals_key_by_key():
     torch.testing.assert_close(em(h).log_prob(x), direct, atol=1e-5, rtol=1e-5)
 
 
+def test_nade_segments_equal_the_dense_form_in_value_and_gradient():
+    """The binary fast path (one hidden vector per run of keys between keys that are on) gives the
+    dense form's logits and the same gradients for every parameter, on frames with no key on, every
+    key on, and in between; and key i's logit moves when an earlier key flips, not when a key at or after i does."""
+    em = emission("nade", 9, hidden=11, sharpen=2.0)
+    torch.manual_seed(1)
+    h = torch.randn(7, 6)
+    x = (torch.rand(7, 9) < torch.linspace(0, 1, 7).unsqueeze(-1)).float()
+    x[0], x[-1] = 0, 1
+    grads = []
+    for dense in (False, True):
+        em.zero_grad()
+        dist = em(h)
+        logits = dist.conditional_logits(x.clone().requires_grad_(dense))  # a grad on x forces the dense form
+        (logits * torch.linspace(-1, 1, 9)).sum().backward()
+        grads.append([p.grad.clone() for p in em.parameters()])
+        if not dense:
+            fast = logits.detach()
+    torch.testing.assert_close(fast, logits.detach(), atol=1e-5, rtol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        dist = em(h)
+        for i, j in itertools.product(range(9), range(9)):
+            y = x.clone()
+            y[:, j] = 1 - y[:, j]
+            moved = (dist.conditional_logits(y)[:, i] - fast[:, i]).abs().max()
+            # beyond rounding (the products' blocking changes with the number of segments): only
+            # the earlier keys move key i
+            assert moved < 1e-5 if j >= i else moved > 1e-3
+
+
 def test_expand_keeps_the_density():
     for name in NEW:
         dist = emission(name, 3)(torch.randn(1, 6))

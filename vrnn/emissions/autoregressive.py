@@ -9,14 +9,17 @@
 
 Why NADE and not MADE for binary frames, by measurement (scripts/emission_speed.py, 1 thread of a
 shared 2-core Xeon, torch 2.13 CPU, H = 150, ``srnn-polyphonic`` bench shapes: B 16, T 100, 88 keys,
-features 500). log_prob forward + backward: Bernoulli 6 ms, NADE 390 ms, a conditional MADE of one
-masked hidden layer 16 ms; a whole SRNN training step: Bernoulli 249 ms, NADE 634 ms (2.6×). The
-issue's target is NADE's log_prob ≤ 2× the Bernoulli training step (≤ 497 ms): NADE meets it (1.6×;
-with 2 threads 241 ms against a 186 ms Bernoulli step, 1.3×, and a NADE step of 413 ms, 2.2×),
-so we keep NADE, the model of the published RNN-NADE results the issue compares against (D hidden
-vectors per frame, one per key; MADE has one per frame). Its price is a training step 2.6× the
-factorised one; MADE would cost about 1.04× (estimated from the emission timings, not timed in a whole
-step). ``ar-gmm`` uses MADE: for audio frames (D = 200) NADE's (frames, D, H) tensors would be too large.
+features 500). With NADE's dense form (D hidden vectors per frame), log_prob forward + backward:
+Bernoulli 6 ms, NADE 390 ms, a conditional MADE of one masked hidden layer 16 ms; a whole SRNN
+training step: Bernoulli 249 ms, NADE 634 ms (2.6×). The issue's target is NADE's log_prob ≤ 2× the
+Bernoulli training step: NADE met it even so, and we kept NADE, the model of the published RNN-NADE
+results the issue compares against. Binary frames now take the segment form of
+:meth:`NADE.conditional_logits` (one hidden vector per key that is on, the same numbers): on the
+bench's random frames (10 % of keys on) NADE's log_prob fell from 470 to 171 ms and the SRNN step
+from 812 to 614 ms, measured under the same load (benchmarks/polyphonic/emission_speed.json holds the
+current figures); on real piano rolls (at most 5 keys on) a VRNN-NADE training step fell 2.9× (1.44
+to 0.50 s, batch 32 × 100 steps). ``ar-gmm`` uses MADE: for audio frames (D = 200) of real values
+NADE's (frames, D, H) tensors would be too large.
 
 Keys are scored in the data's column order (low to high pitch for piano rolls); ``log_prob`` is
 exact, ``sample`` draws element by element (D passes).
@@ -34,7 +37,7 @@ from .base import Emission, positive_scale
 from .made import MADE
 from .standard import check_binary
 
-ROWS = 4096  # frames per chunk of NADE's (frames, D, H) tensors: bounds memory at evaluation
+ROWS = 4096  # frames per chunk of NADE's (frames, segments, D or H) tensors: bounds memory at evaluation
 
 
 def _expand_params(dist, new, batch_shape, names):
@@ -72,14 +75,28 @@ class NADE(Distribution):
     def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
         """logit p(x_i = 1 | x_{<i}) for every key at once (..., D).
 
-        The running sums Σ_{j<i} x_j w_j of all keys are one product of the strictly lower-triangular
-        masked frame (..., D, D) with w: the cumulative sum written as a matrix product, 1.6× faster
-        than ``cumsum`` over a (..., D, H) tensor on the bench shapes (scripts/emission_speed.py).
+        For a binary frame the running sum a_i = Σ_{j<i} x_j w_j changes only after a key that is on,
+        so a frame with k keys on has k + 1 distinct hidden vectors: key i reads segment s_i = Σ_{j<i}
+        x_j. They are computed once each, (..., k + 1, H), and every segment's logits for all keys,
+        (..., k + 1, D), are two matrix products, from which key i takes row s_i. Cost O(k D H) per
+        frame instead of O(D² H); on piano rolls (k ≤ 5 on the SRNN arrays) forward and backward are
+        about 20× faster than the dense form below (scripts/emission_speed.py).
+
+        Frames that are not binary (a relaxation, or the Jacobian tests) take the dense form: the
+        strictly lower-triangular masked frame (..., D, D) times w, differentiable in x.
         """
-        d = x.shape[-1]
-        past = (x.unsqueeze(-2) * x.new_ones(d, d).tril(-1)) @ self.w  # (..., D, H)
-        h = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + past)
-        return self.logit_bias + torch.einsum("...dh,dh->...d", h, self.v)
+        if torch.is_grad_enabled() and x.requires_grad or not ((x == 0) | (x == 1)).all():
+            d = x.shape[-1]
+            past = (x.unsqueeze(-2) * x.new_ones(d, d).tril(-1)) @ self.w  # (..., D, H)
+            h = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + past)
+            return self.logit_bias + torch.einsum("...dh,dh->...d", h, self.v)
+        before = x.cumsum(-1) - x  # s_i: keys on before key i (exact integers)
+        k = int(x.sum(-1).max()) + 1 if x.numel() else 1
+        s = torch.arange(k, dtype=x.dtype, device=x.device)
+        first = x.unsqueeze(-2) * (before.unsqueeze(-2) < s.unsqueeze(-1)).to(x.dtype)  # (..., k+1, D)
+        h = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + first @ self.w)  # (..., k+1, H)
+        every = h @ self.v.T  # (..., k+1, D): segment s's logit for every key
+        return self.logit_bias + every.gather(-2, before.long().unsqueeze(-2)).squeeze(-2)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
@@ -89,7 +106,7 @@ class NADE(Distribution):
         hb = self.hidden_bias.expand(shape + self.hidden_bias.shape[-1:]).reshape(x.shape[0], -1)
         lb = self.logit_bias.expand(shape + self.event_shape).reshape(x.shape)
         out = []
-        for i in range(0, x.shape[0], ROWS):  # (frames, D, H) in chunks
+        for i in range(0, x.shape[0], ROWS):  # in chunks of frames
             part = NADE(hb[i:i + ROWS], lb[i:i + ROWS], self.w, self.v, validate_args=False)
             logits = part.conditional_logits(x[i:i + ROWS])
             out.append(-F.binary_cross_entropy_with_logits(logits, x[i:i + ROWS], reduction="none").sum(-1))
