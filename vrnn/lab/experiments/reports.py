@@ -191,9 +191,11 @@ def emission_cost(exp) -> list[str]:
     em, step = m["emission_log_prob_fwd_bwd_ms"], m["srnn_training_step_ms"]
     ratio = em["nade"] / step["bernoulli"]
     return ["## Cost of the NADE output", "",
-            f"`{m['command']}` on {m['hardware']}, {m['date']} (load average {m['load_average']['start'][0]:.2f} at "
-            f"start, {m['load_average']['end'][0]:.2f} at end: other jobs shared the machine); medians of {m['repeats']} repeats at the `srnn-polyphonic` bench shapes "
-            f"(B 16, T 100, 88 keys, NADE of {m['hidden']} units):", "",
+            f"`{m['command']}` on {m['hardware']}, {m['date']} (1-minute load average {m['load_average']['start'][0]:.2f} "
+            f"at start, {m['load_average']['end'][0]:.2f} at end); medians of {m['repeats']} repeats at the `srnn-polyphonic` "
+            f"bench shapes (B 16, T 100, 88 keys, NADE of {m['hidden']} units; random frames with 10 % of the keys on: "
+            "NADE's cost grows with the keys on, and real piano rolls hold fewer: at most 4 at once in the JSB arrays, "
+            "9 in Nottingham's):", "",
             "| | Bernoulli | NADE |", "| --- | ---: | ---: |",
             f"| log_prob, forward and backward | {em['bernoulli']:.0f} ms | {em['nade']:.0f} ms |",
             f"| whole SRNN training step | {step['bernoulli']:.0f} ms | {step['nade']:.0f} ms "
