@@ -17,8 +17,8 @@ results the issue compares against. Binary frames now take the segment form of
 :meth:`NADE.conditional_logits` (one hidden vector per key that is on, the same numbers): on the
 bench's random frames (10 % of keys on) NADE's log_prob fell from 470 to 171 ms and the SRNN step
 from 812 to 614 ms, measured under the same load (benchmarks/polyphonic/emission_speed.json holds the
-current figures); on real piano rolls (at most 5 keys on) a VRNN-NADE training step fell 2.9× (1.44
-to 0.50 s, batch 32 × 100 steps). ``ar-gmm`` uses MADE: for audio frames (D = 200) of real values
+current figures); on piano rolls (at most 4 keys at once in the JSB arrays, 9 in Nottingham's) a
+VRNN-NADE training step fell 2.9× (1.44 to 0.50 s, batch 32 × 100 steps, two other jobs running). ``ar-gmm`` uses MADE: for audio frames (D = 200) of real values
 NADE's (frames, D, H) tensors would be too large.
 
 Keys are scored in the data's column order (low to high pitch for piano rolls); ``log_prob`` is
@@ -79,8 +79,8 @@ class NADE(Distribution):
         so a frame with k keys on has k + 1 distinct hidden vectors: key i reads segment s_i = Σ_{j<i}
         x_j. They are computed once each, (..., k + 1, H), and every segment's logits for all keys,
         (..., k + 1, D), are two matrix products, from which key i takes row s_i. Cost O(k D H) per
-        frame instead of O(D² H); on piano rolls (k ≤ 5 on the SRNN arrays) forward and backward are
-        about 20× faster than the dense form below (scripts/emission_speed.py).
+        frame instead of O(D² H): on a batch of Nottingham's training chunks (32 × 100 frames, at most
+        5 keys on, H = 150, one thread) forward and backward took 56 ms against the dense form's 1.2 s.
 
         Frames that are not binary (a relaxation, or the Jacobian tests) take the dense form: the
         strictly lower-triangular masked frame (..., D, D) times w, differentiable in x.
@@ -90,13 +90,14 @@ class NADE(Distribution):
             past = (x.unsqueeze(-2) * x.new_ones(d, d).tril(-1)) @ self.w  # (..., D, H)
             h = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + past)
             return self.logit_bias + torch.einsum("...dh,dh->...d", h, self.v)
-        before = x.cumsum(-1) - x  # s_i: keys on before key i (exact integers)
-        k = int(x.sum(-1).max()) + 1 if x.numel() else 1
-        s = torch.arange(k, dtype=x.dtype, device=x.device)
+        on = x.long()  # counted in integers, exact in any dtype of x
+        before = on.cumsum(-1) - on  # s_i: keys on before key i
+        k = int(on.sum(-1).max()) + 1 if x.numel() else 1
+        s = torch.arange(k, device=x.device)
         first = x.unsqueeze(-2) * (before.unsqueeze(-2) < s.unsqueeze(-1)).to(x.dtype)  # (..., k+1, D)
         h = torch.sigmoid(self.hidden_bias.unsqueeze(-2) + first @ self.w)  # (..., k+1, H)
         every = h @ self.v.T  # (..., k+1, D): segment s's logit for every key
-        return self.logit_bias + every.gather(-2, before.long().unsqueeze(-2)).squeeze(-2)
+        return self.logit_bias + every.gather(-2, before.unsqueeze(-2)).squeeze(-2)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
