@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.distributions import kl_divergence
+from torch.distributions import Normal, kl_divergence
 
 from vrnn.training.config import EmissionConfig
-from vrnn.emissions import EMISSIONS, build_emission, diag_gaussian
+from vrnn.emissions import EMISSIONS, FusedNormal, build_emission, diag_gaussian
 from vrnn.errors import VrnnError
 
 
@@ -37,6 +37,34 @@ def test_gmm_log_prob_matches_direct_mixture_sum():
     log_norm = -0.5 * ((x[:, None] - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)
     direct = torch.logsumexp(logits + log_norm.sum(-1), -1)
     torch.testing.assert_close(dist.log_prob(x), direct, rtol=1e-5, atol=1e-5)
+
+
+# (value, loc, scale) shapes: a mixture's frame against its components, σ wider than x − μ, one shape
+BROADCASTS = [((6, 1, 5), (6, 3, 5), (6, 3, 5)), ((5,), (5,), (4, 5)), ((2, 5), (2, 5), (2, 5))]
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS)
+def test_fused_normal_log_prob_is_torch_normal_bit_for_bit(shapes):
+    g = torch.Generator().manual_seed(3)
+    value, loc = torch.randn(shapes[0], generator=g), torch.randn(shapes[1], generator=g)
+    scale = torch.rand(shapes[2], generator=g) * 2 + 1e-3
+    fused, ref = FusedNormal(loc, scale).log_prob(value), Normal(loc, scale).log_prob(value)
+    assert fused.shape == ref.shape and torch.equal(fused, ref)  # the evaluation's numbers cannot move
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS)
+def test_fused_normal_gradients_match_autograd_through_torch_normal(shapes):
+    g = torch.Generator().manual_seed(4)
+    value = torch.randn(shapes[0], generator=g, dtype=torch.float64, requires_grad=True)
+    loc = torch.randn(shapes[1], generator=g, dtype=torch.float64, requires_grad=True)
+    scale = (torch.rand(shapes[2], generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v, m, s: FusedNormal(m, s).log_prob(v), (value, loc, scale))
+    w = torch.randn(torch.broadcast_shapes(*shapes), generator=g, dtype=torch.float64)  # a non-uniform upstream
+    fused = torch.autograd.grad((FusedNormal(loc, scale).log_prob(value) * w).sum(), (value, loc, scale))
+    ref = torch.autograd.grad((Normal(loc, scale).log_prob(value) * w).sum(), (value, loc, scale))
+    for a, b in zip(fused, ref):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b)
 
 
 def test_bernoulli_log_prob_is_sum_over_keys():

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import VrnnError
 from .autoregressive import NADE, AutoregressiveGmmEmission, AutoregressiveMixture, NadeEmission
-from .base import Emission, EmissionConfig, diag_gaussian, positive_scale
+from .base import Emission, EmissionConfig, FusedNormal, diag_gaussian, positive_scale
 from .discretised import DiscretisedLogisticEmission, DiscretisedLogisticMixture, to_grid
 from .standard import BernoulliEmission, GaussianEmission, GaussianMixtureEmission
 from .strokes import PenStroke, PenStrokeEmission
@@ -43,5 +43,5 @@ def check_emission_data(name: str, seqs: Sequence[np.ndarray], where: str) -> No
 
 
 __all__ = ["EMISSIONS", "NADE", "AutoregressiveMixture", "DiscretisedLogisticMixture", "Emission", "EmissionConfig",
-           "PenStroke", "build_emission", "check_emission_data", "diag_gaussian", "emission_class", "positive_scale",
-           "to_grid"]
+           "FusedNormal", "PenStroke", "build_emission", "check_emission_data", "diag_gaussian", "emission_class",
+           "positive_scale", "to_grid"]

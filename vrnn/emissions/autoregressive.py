@@ -31,9 +31,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal, constraints
+from torch.distributions import Categorical, Distribution, MixtureSameFamily, constraints
 
-from .base import Emission, positive_scale
+from .base import Emission, FusedNormal, positive_scale
 from .made import MADE
 from .standard import check_binary
 
@@ -189,8 +189,8 @@ class AutoregressiveMixture(Distribution):
 
 def _mixture(log_w: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> MixtureSameFamily:
     """One Gaussian mixture per element: weights, locations and scales (..., K) -> batch (...)."""
-    return MixtureSameFamily(Categorical(logits=log_w, validate_args=False), Normal(loc, scale, validate_args=False),
-                             validate_args=False)
+    return MixtureSameFamily(Categorical(logits=log_w, validate_args=False),
+                             FusedNormal(loc, scale, validate_args=False), validate_args=False)
 
 
 class AutoregressiveGmmEmission(Emission):
