@@ -39,7 +39,7 @@ def test_gmm_log_prob_matches_direct_mixture_sum():
     torch.testing.assert_close(dist.log_prob(x), direct, rtol=1e-5, atol=1e-5)
 
 
-# (value, loc, scale) shapes: a mixture's frame against its components, σ wider than x − μ, one shape
+# (value, loc, scale) shapes: a mixture's frame against its components, μ broadcast to σ's batch, one shape
 BROADCASTS = [((6, 1, 5), (6, 3, 5), (6, 3, 5)), ((5,), (5,), (4, 5)), ((2, 5), (2, 5), (2, 5))]
 
 

@@ -8,10 +8,9 @@ The registry of emissions, by ``model.emission.name``, is :data:`vrnn.emissions.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +46,8 @@ class _NormalLogProb(torch.autograd.Function):
 
     @staticmethod
     def forward(value, loc, scale):
-        shape = torch.broadcast_shapes(value.shape, loc.shape, scale.shape)
-        out = value - loc
-        if out.shape != shape:  # σ broadcasts wider than x − μ: the in-place steps need the full shape
-            out = out.expand(shape).clone()
-        return out.pow_(2).neg_().div_(2 * scale.pow(2)).sub_(scale.log()).sub_(_LOG_SQRT_2PI)
+        # loc and scale have one shape (Normal broadcasts them), so x − μ has the output's shape
+        return (value - loc).pow_(2).neg_().div_(2 * scale.pow(2)).sub_(scale.log()).sub_(_LOG_SQRT_2PI)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
