@@ -2,7 +2,8 @@
 
 Every file the library writes (checkpoints, prepared data, arrays, MIDI, WAV, PNG) goes
 through :func:`atomic_write`: the content is written to a temporary file in the same
-folder (``.NAME.tmp.SUFFIX``), fsynced, then renamed over the target, so a crash or a full
+folder (``.NAME.tmp.PID.SUFFIX``: the writing process's own, so two processes that write one file at
+once, such as the ranks of a ``torchrun`` job preparing the same data set, never share it), fsynced, then renamed over the target, so a crash or a full
 disk never leaves a half-written file and never destroys the previous one. A failed write
 removes its temporary file; one left by a killed process is removed by the next run that
 owns the folder (:func:`remove_stale_tmp`). An ``OSError`` the user can fix (full disk,
@@ -13,6 +14,7 @@ becomes one :class:`~vrnn.errors.UnwritablePath` line; other errors are bugs and
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -43,8 +45,8 @@ def dumps_json(obj) -> str:
 
 
 def tmp_name(path: Path) -> Path:
-    """The temporary file :func:`atomic_write` writes before renaming it to ``path``."""
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+    """The temporary file :func:`atomic_write` of this process writes before renaming it to ``path``."""
+    return path.with_name(f".{path.stem}.tmp.{os.getpid()}{path.suffix}")
 
 
 @contextmanager
@@ -106,8 +108,9 @@ def make_folder(folder: str | Path, setting: str = "--out") -> list[Path]:
 
 
 def remove_stale_tmp(paths: list[Path]) -> list[Path]:
-    """Remove the temporary files a killed :func:`atomic_write` of ``paths`` left; those removed."""
-    stale = [tmp_name(p) for p in paths if tmp_name(p).exists()]
+    """Remove the temporary files a killed :func:`atomic_write` of ``paths`` left (any process's, and the
+    ``.NAME.tmp.SUFFIX`` of earlier versions); those removed. Only for a folder this process owns."""
+    stale = [t for p in paths for t in sorted(p.parent.glob(f".{glob.escape(p.stem)}.tmp*{glob.escape(p.suffix)}"))]
     for t in stale:
         t.unlink()
     return stale

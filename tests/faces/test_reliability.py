@@ -277,8 +277,23 @@ def test_only_os_errors_on_the_users_path_become_one_line(tmp_path):
     assert not isinstance(e.value, UnwritablePath) and list(tmp_path.iterdir()) == []  # the .tmp is gone
 
 
+def test_two_processes_writing_one_file_at_once_both_succeed(tmp_path):
+    """Two processes preparing the same data set at once (two trainings started together, the ranks of a
+    torchrun job) each write it through atomic_write; with one shared temporary name, one renamed the
+    other's half-written file away and the other failed. Each process has its own temporary file now."""
+    target = tmp_path / "d.npy"
+    writer = ("import sys, numpy as np\nfrom vrnn.io import atomic_write\nfor i in range(300):\n"
+              "    with atomic_write(sys.argv[1]) as t:\n        np.save(t, np.arange(5000.0))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(target)], stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert np.array_equal(np.load(target), np.arange(5000.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["d.npy"]  # no temporary file left behind
+
+
 def test_an_unwritable_folder_is_named_by_the_users_file_not_the_temporary_one(tmp_path):
-    """atomic_write writes .NAME.tmp.SUFFIX first; where the folder refuses it, the error names NAME."""
+    """atomic_write writes .NAME.tmp.PID.SUFFIX first; where the folder refuses it, the error names NAME."""
     target = tmp_path / "s.npy"
     with pytest.raises(UnwritablePath) as e:
         with atomic_write(target) as tmp:
