@@ -512,12 +512,16 @@ def speech_figures(exp, results: dict) -> list[str]:
 
 # ---- handwriting: VRNN Table 1, IAM-OnDB column ------------------------------------------------
 def handwriting(exp, results: dict) -> Path:
+    """One row per model (mean ± sd over its seeds where it has several), then every seed's own row; the
+    samples of Fig. 4 from each model's first seed."""
     from ...checkpoint import load_model
 
     opts = exp.report_options
     (data,) = [d for d in exp.data if d in results["evaluations"]]
     found = list(rows(exp, results, data))
+    groups = seed_groups(found)
     first = found[0][3]
+    deq = first.get("dequantized")
     lines = [
         f"# {exp.title}", "", *claims_table(exp, results),
         f"Written by {command(exp)}. Test split of the Omniglot stroke-3 data "
@@ -527,30 +531,70 @@ def handwriting(exp, results: dict) -> Path:
         f"paper's. Log-likelihood: exact for the RNNs, importance-sampled with K = {exp.eval.iw_samples} posterior "
         "samples for the VRNNs (an estimate of a lower bound that tightens with K). KL: the test ELBO's KL term, "
         "nats per sequence (near 0: the model does not use its latent variables).", "",
+        *_dequantized_units(deq),
         *paragraphs(opts.get("intro")), *([""] if opts.get("intro") else []),
-        "| model | output (K components) | steps | test ELBO | test log-likelihood | KL | per step (LL) | "
+        "| model | output (K components) | seeds | steps | test ELBO | test log-likelihood | KL | per step (LL) | "
         "original units (LL) | paper, IAM-OnDB: ELBO / LL |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     published, models = opts.get("published", {}), {}
-    for run, key, label, r, info in found:
-        ll, elbo = r["log_likelihood"], r["elbo"]
-        exact = r["log_likelihood_method"] == "exact"
-        orig = r.get("original_units", {}).get("log_likelihood", {}).get("per_sequence")
+    for run, seeds in groups.items():
+        reps = [r for _, r, _ in seeds]
+        exact = reps[0]["log_likelihood_method"] == "exact"
         pe, pl = published.get(run.name, [None, None])
         paper = (f"{pl}" if exact else f"≥ {pe} / ≈ {pl}") if pl is not None else "—"
-        models[label] = load_model(exp.root / r["checkpoint"])
-        k = models[label][0].cfg.emission.components
-        lines.append(f"| {label} | pen strokes (K = {k}) | {r['step']} | "
-                     f"{'= LL' if exact else '≥ ' + fmt(elbo['per_sequence'], 1)} | "
-                     f"{'' if exact else '≈ '}{fmt(ll['per_sequence'], 1)} | "
-                     f"{'—' if exact else fmt(r['kl']['per_sequence'], 2)} | {fmt(ll['per_step_total'], 3)} | "
-                     f"{fmt(orig, 1)} | {paper} |")
+        models[run.label] = load_model(exp.root / reps[0]["checkpoint"])
+        k = models[run.label][0].cfg.emission.components
+        lines.append(f"| {run.label} | pen strokes (K = {k}) | {len(reps)} | {_steps(reps)} | "
+                     f"{'= LL' if exact else '≥ ' + _stat(reps, 'elbo', 'per_sequence', 1)} | "
+                     f"{'' if exact else '≈ '}{_stat(reps, 'log_likelihood', 'per_sequence', 1)} | "
+                     f"{'—' if exact else _stat(reps, 'kl', 'per_sequence', 2)} | "
+                     f"{_stat(reps, 'log_likelihood', 'per_step_total', 3)} | {_original(reps)} | {paper} |")
+    if any(len(seeds) > 1 for seeds in groups.values()):
+        lines += ["", "Mean ± standard deviation over the seeds. Every seed:", "",
+                  "| model | seed | steps | test ELBO | test log-likelihood | KL | original units (LL) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for run, _, _, r, info in found:
+            exact = r["log_likelihood_method"] == "exact"
+            lines.append(f"| {run.label} | {info.get('seed', '—')} | {r['step']} | "
+                         f"{'= LL' if exact else '≥ ' + fmt(r['elbo']['per_sequence'], 1)} | "
+                         f"{fmt(r['log_likelihood']['per_sequence'], 1)} | "
+                         f"{'—' if exact else fmt(r['kl']['per_sequence'], 2)} | {_original([r])} |")
+    searched = search_section(exp, results)
+    lines += ["", *searched[:-1]] if searched else []  # (its last line is blank, as the notes' first)
     figure = samples_grid(exp, results["data"][data]["source"], models, opts.get("figure", {}))
-    lines += ["", *opts.get("notes", []), "", f"![training drawings and unconditional samples]({figure.name})", "",
-              "Checkpoints: `checkpoints/<data>/<model>.pt` (each with a .json of its training run: steps, time, "
-              "hardware, overrides).", ""]
+    lines += ["", *opts.get("notes", []), "",
+              f"![training drawings and unconditional samples (each model's first seed)]({figure.name})", "",
+              "Checkpoints: `checkpoints/<data>/<model>.pt`, or `<model>-seed<N>.pt` for a model with several seeds "
+              "(each with a .json of its training run: steps, time, hardware, overrides).", ""]
     return write(exp, lines + curve_links(exp, results))
+
+
+def _stat(reps: list[dict], key: str, norm: str, digits: int) -> str:
+    return _spread([r[key][norm] for r in reps], digits)
+
+
+def _steps(reps: list[dict]) -> str:
+    steps = [r["step"] for r in reps]
+    return f"{min(steps)}–{max(steps)}" if min(steps) != max(steps) else f"{steps[0]}"
+
+
+def _original(reps: list[dict]) -> str:
+    values = [r.get("original_units", {}).get("log_likelihood", {}).get("per_sequence") for r in reps]
+    return "—" if None in values else _spread(values, 1)
+
+
+def _dequantized_units(deq: dict | None) -> list[str]:
+    """What the numbers are when the offsets were dequantised (``data.dequantize``)."""
+    if not deq:
+        return []
+    return [f"**Dequantised offsets.** The {deq['features']} offsets of every step are integers (pixels); each "
+            f"gets uniform noise of one grid cell (width {deq['width']:g}, in training a new draw every step, in "
+            "evaluation one fixed draw per drawing), so the densities above are of the dequantised, normalised "
+            "offsets. The *original units* column converts them to pixels and adds the "
+            f"{deq['features']} × log {deq['width']:g} per step of the cell's width: it estimates a lower bound on "
+            "the log-probability of the drawings as recorded, on the integer grid — a probability, comparable "
+            "across models and free of the spikes a density can put on grid points (Theis et al. 2016).", ""]
 
 
 def samples_grid(exp, source: str, models: dict, opts: dict) -> Path:
