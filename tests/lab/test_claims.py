@@ -10,7 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from vrnn.data import SequenceData
 from vrnn.lab.experiments import claims
+from vrnn.lab.experiments.runner import data_summary
 
 
 def _run(name: str, seeds: int):
@@ -114,6 +116,21 @@ def test_the_bootstrap_is_clustered_by_source_file():
     assert by_file > 2.5 * by_seq
     assert by_file == pytest.approx(np.std(values.reshape(30, 10).mean(1), ddof=1) / np.sqrt(30), rel=0.2)
     assert by_seq == pytest.approx(values.std(ddof=1) / np.sqrt(len(values)), rel=0.2)
+
+
+def test_the_clusters_come_from_results_json_not_from_the_data_on_this_machine():
+    """A table is rendered from results.json alone: the record of each source file's test sequences is read
+    there, whatever the prepared data on the rendering machine (missing here) holds."""
+    results = {"data": {"d": {"source": "not-prepared-here", "test_file_sequences": [2, 3, 1]}}}
+    groups, unit = claims.clusters(results, "d", 6)
+    assert groups.tolist() == [0, 0, 1, 1, 1, 2] and unit == "3 source files"
+    assert claims.clusters(results, "d", 5)[1] == "5 test sequences"  # a record that does not cover them: none
+    del results["data"]["d"]["test_file_sequences"]
+    assert claims.clusters(results, "d", 6)[1] == "6 test sequences"
+    # the evaluation writes that record from the prepared data's file_sequences
+    x = np.zeros((6, 4, 2), np.float32)
+    data = SequenceData.from_arrays(x, x, x, kind="real", file_sequences={"train": [6], "valid": [6], "test": [2, 3, 1]})
+    assert data_summary(data)["test_file_sequences"] == [2, 3, 1]
 
 
 def test_an_ordering_shows_ties_and_does_not_say_yes_through_unused_latents():

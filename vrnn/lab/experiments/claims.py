@@ -74,13 +74,14 @@ def seed_mean(exp, results: dict, data: str, run) -> dict | None:
 
 
 def clusters(results: dict, data: str, n: int) -> tuple[np.ndarray, str]:
-    """The source file of each of the ``n`` test sequences of ``data`` (cluster ids) and what they are:
-    from the prepared data's ``file_sequences`` record when it has one, else one cluster per sequence."""
+    """The source file of each of the ``n`` test sequences of ``data`` (cluster ids) and what they are: from
+    results.json's record of the prepared data's ``file_sequences`` (``test_file_sequences``); from the prepared
+    data itself for a results.json written before that record; else one cluster per sequence."""
     from ...data import DataConfig, load_dataset
 
-    source = results.get("data", {}).get(data, {}).get("source")
-    counts = None
-    if source:
+    record = results.get("data", {}).get(data, {})
+    counts, source = record.get("test_file_sequences"), record.get("source")
+    if counts is None and source:
         try:
             counts = load_dataset(DataConfig(source=source)).meta.get("file_sequences", {}).get("test")
         except Exception:  # noqa: BLE001 — the data may be elsewhere now: fall back to sequences

@@ -233,20 +233,23 @@ def search_tables(exp: Experiment, sources: dict[str, str], scored: dict[str, di
 
 
 def data_summary(data: SequenceData) -> dict:
-    """What a report says about a data set: its metadata (plain values), the split sizes, and the speakers of
-    each split where the data record them."""
+    """What a report says about a data set: its metadata (plain values), the split sizes, the speakers of
+    each split where the data record them, and the test sequences cut from each source file (``file_sequences``:
+    the claims' bootstrap clusters, kept here so that the table is rendered from results.json alone)."""
     meta = {k: v for k, v in data.meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    speakers = data.meta.get("speakers")
+    speakers, files = data.meta.get("speakers"), data.meta.get("file_sequences", {}).get("test")
     return meta | {"sequences": {s: len(v) for s, v in data.splits.items()},
                    "steps": {s: int(sum(len(a) for a in v)) for s, v in data.splits.items()}} | (
-        {"speakers": {s: list(v) for s, v in speakers.items()}} if isinstance(speakers, dict) else {})
+        {"speakers": {s: list(v) for s, v in speakers.items()}} if isinstance(speakers, dict) else {}) | (
+        {"test_file_sequences": [int(c) for c in files]} if files is not None else {})
 
 
 def portable_results(exp: Experiment, results: dict, data_dir: Path) -> dict:
     """``results`` as ``results.json`` holds them: each data set's source as the experiment file names it, other
     paths inside ``data_dir`` as ``{data_dir}/...``, and no other path of this machine."""
     data = {name: portable_meta(m, {"source": exp.data[name].source}, data_dir)
-            | {k: m[k] for k in ("sequences", "steps", "speakers") if k in m} for name, m in results["data"].items()}
+            | {k: m[k] for k in ("sequences", "steps", "speakers", "test_file_sequences") if k in m}
+            for name, m in results["data"].items()}
     return results | {"data": data}
 
 
