@@ -2,9 +2,10 @@
 
 Every file the library writes (checkpoints, prepared data, arrays, MIDI, WAV, PNG) goes
 through :func:`atomic_write`: the content is written to a temporary file in the same
-folder (``.NAME.tmp.PID.SUFFIX``: the writing process's own, so two processes that write one file at
-once, such as the ranks of a ``torchrun`` job preparing the same data set, never share it), fsynced, then renamed over the target, so a crash or a full
-disk never leaves a half-written file and never destroys the previous one. A failed write
+folder (``.NAME.tmp.PID.SUFFIX``: the writing process's own, so two processes that write one
+file at once, such as the ranks of a ``torchrun`` job preparing the same data set, never share
+it), fsynced, then renamed over the target, so a crash or a full disk never leaves a
+half-written file and never destroys the previous one. A failed write
 removes its temporary file; one left by a killed process is removed by the next run that
 owns the folder (:func:`remove_stale_tmp`). An ``OSError`` the user can fix (full disk,
 read-only file system, a file where a folder should be, no permission) on such a path
