@@ -1,7 +1,9 @@
 """Pen strokes (issue 5): the Graves (2013) pen-stroke density, readers, pictures and training."""
 from __future__ import annotations
 
+import json
 import math
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, MultivariateNormal
 
-from conftest import MODEL_TABLE, tiny_config
+from conftest import MODEL_TABLE, tiny_config, tiny_experiment
 from vrnn.training.config import EmissionConfig
 from vrnn.data import Normalizer
 from vrnn.data.strokes import (
@@ -20,6 +22,8 @@ from vrnn.data.strokes import (
 from vrnn.emissions.strokes import PenStroke
 from vrnn.emissions import EMISSIONS, build_emission
 from vrnn.errors import VrnnError
+from vrnn.lab.experiments.results import read_results
+from vrnn.lab.experiments.runner import run_experiment
 
 
 def random_pen_stroke(shape=(4, 5), k=3, seed=0) -> PenStroke:
@@ -433,3 +437,65 @@ def test_a_handwriting_claims_table_orders_the_models_and_measures_style_drift(t
     assert rows[0].endswith(("| not resolved: 1 tie (1/1 seeds) |", "| yes (1/1 seeds) |" if ahead else "| no (1/1 seeds) |"))
     assert (" = " in rows[0]) == ("not resolved" in rows[0])
     assert "style drift between the halves of 6 samples" in rows[1] and "training drawings" in rows[1]
+
+
+
+HANDWRITING_SEEDS = """
+title = "Tiny handwriting"
+report = "handwriting"
+
+[eval]
+iw_samples = 3
+batch_size = 4
+
+[data.strokes]
+source = "{data_dir}/d.npz"
+about = "random pen strokes on an integer grid"
+
+[runs.rnn-gmm]
+label = "RNN-GMM"
+config = "configs/rnn.toml"
+data = ["strokes"]
+set = ["data.dequantize=1.0"]
+seeds = [0, 1]
+
+[runs.vrnn-gmm]
+label = "VRNN-GMM"
+config = "configs/vrnn.toml"
+data = ["strokes"]
+set = ["data.dequantize=1.0"]
+seeds = [0, 1]
+search = { "train.free_bits" = [0.0, 0.5] }
+search_data = "strokes"
+search_metric = "log_likelihood"
+
+[report_options]
+published = { rnn-gmm = [0, 1358], vrnn-gmm = [1384, 1384] }
+figure = { rows = 2, seed = 0, steps = 5 }
+"""
+
+
+def test_the_handwriting_report_summarises_seeds_lists_each_and_states_the_dequantised_units(tmp_path):
+    """Several seeds per model, dequantised offsets and a search: one row per model with mean ± sd over its seeds,
+    every seed's own row, the dequantised units stated, and the search table."""
+    root = tmp_path / "repo"
+    exp = tiny_experiment(root, "name = 'strokes', components = 2", HANDWRITING_SEEDS)
+    write_stroke3_npz(tmp_path / "d.npz")
+    out = run_experiment(exp, data_dir=tmp_path, work=root / "runs", quiet=True)
+    table, results = out.read_text(), read_results(out.parent)
+    evals = results["evaluations"]["strokes"]
+    ll = {k: evals[k]["log_likelihood"]["per_sequence"] for k in evals}
+    mean, sd = np.mean([ll["rnn-gmm-seed0"], ll["rnn-gmm-seed1"]]), np.std([ll["rnn-gmm-seed0"], ll["rnn-gmm-seed1"]],
+                                                                             ddof=1)
+    row = next(line for line in table.splitlines() if line.startswith("| RNN-GMM | pen strokes"))
+    steps = evals["rnn-gmm-seed0"]["step"]
+    assert f"| 2 | {steps} | = LL | {mean:.1f} ± {sd:.1f} |" in row  # two seeds, their mean ± sd
+    for seed in (0, 1):  # and every seed's own row, with its own number
+        assert re.search(rf"^\| VRNN-GMM \| {seed} \| {steps} \| ≥ \S+ \| {ll[f'vrnn-gmm-seed{seed}']:.1f} \|", table, re.M)
+    assert evals["rnn-gmm-seed0"]["dequantized"]["width"] == 1.0
+    assert "**Dequantised offsets.** The 2 offsets of every step" in table
+    assert "2 × log 1 per step" in table
+    assert "### Settings of VRNN-GMM, chosen on validation" in table and "**chosen**" in table
+    chosen = json.loads((out.parent / "checkpoints" / "search" / "vrnn-gmm" / "search.json").read_text())["chosen"]
+    assert chosen in (0, 1)
+    assert (out.parent / "samples.png").stat().st_size > 0
