@@ -496,6 +496,7 @@ def test_the_handwriting_report_summarises_seeds_lists_each_and_states_the_dequa
     assert "**Dequantised offsets.** The 2 offsets of every step" in table
     assert "2 × log 1 per step" in table
     assert "### Settings of VRNN-GMM, chosen on validation" in table and "**chosen**" in table
+    assert table.count("## Settings chosen on the validation split") == 1  # the search table, once
     chosen = json.loads((out.parent / "checkpoints" / "search" / "vrnn-gmm" / "search.json").read_text())["chosen"]
     assert chosen in (0, 1)
     assert (out.parent / "samples.png").stat().st_size > 0

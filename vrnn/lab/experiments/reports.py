@@ -560,8 +560,6 @@ def handwriting(exp, results: dict) -> Path:
                          f"{'= LL' if exact else '≥ ' + fmt(r['elbo']['per_sequence'], 1)} | "
                          f"{fmt(r['log_likelihood']['per_sequence'], 1)} | "
                          f"{'—' if exact else fmt(r['kl']['per_sequence'], 2)} | {_original([r])} |")
-    searched = search_section(exp, results)
-    lines += ["", *searched[:-1]] if searched else []  # (its last line is blank, as the notes' first)
     figure = samples_grid(exp, results["data"][data]["source"], models, opts.get("figure", {}))
     lines += ["", *opts.get("notes", []), "",
               f"![training drawings and unconditional samples (each model's first seed)]({figure.name})", "",
